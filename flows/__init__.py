@@ -1,0 +1,1 @@
+"""Prefect flows: the photoforge DAG and the CLI that runs it."""

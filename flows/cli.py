@@ -1,0 +1,199 @@
+"""The photoforge command line: run a capture, list presets, open the Prefect UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flows import prefect_env
+from photoforge.errors import PhotoforgeError
+from photoforge.presets import (
+    STAGE_ORDER,
+    load_preset,
+    load_presets,
+    parse_override,
+    pipelines_path,
+)
+
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except PhotoforgeError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: completed stages are kept; re-run to continue")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photoforge",
+        description="Photos or video in, a 3D asset out: a DAG of content-cached stages run by Prefect.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="reconstruct a capture (a folder of photos and/or videos)")
+    run.add_argument("path", type=Path, help="folder of photos (JPEG, PNG, TIFF) and/or videos (mp4, mov, mkv, webm)")
+    run.add_argument("--preset", default="standard", help="preset from pipelines.yaml (default: standard)")
+    run.add_argument("--workspace", type=Path, default=Path("workspace"), help="artefact root (default: ./workspace)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="STAGE.PARAM=VALUE",
+        help="override a preset param, e.g. --set poses.matcher=sequential (repeatable)",
+    )
+    run.add_argument("--until", choices=STAGE_ORDER, help="stop after this stage")
+    run.add_argument("--json", type=Path, metavar="FILE", help="also write the run summary as JSON")
+    run.add_argument("--verbose", action="store_true", help="show Prefect's and COLMAP's own logs")
+    run.set_defaults(handler=_cmd_run)
+
+    presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
+    presets.add_argument("name", nargs="?", help="show only this preset")
+    presets.set_defaults(handler=_cmd_presets)
+
+    ui = sub.add_parser("ui", help="start the Prefect UI on 127.0.0.1, showing the runs made so far")
+    ui.add_argument("--workspace", type=Path, default=Path("workspace"), help="workspace whose runs to show")
+    ui.add_argument("--port", type=int, default=4200)
+    ui.set_defaults(handler=_cmd_ui)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(text) for text in args.overrides)
+    load_preset(args.preset, overrides)  # fail fast on a bad preset or --set, before Prefect starts
+
+    from photoforge.media import scan_capture
+
+    scan_capture(args.path)  # fail fast on a missing or empty folder (the ingest stage checks again)
+
+    prefect_env.configure(args.workspace, verbose=args.verbose)
+    _setup_console_logging(args.verbose)
+    from flows.reconstruct import PipelineFailed, reconstruct
+
+    console.print(f"[bold]photoforge[/] run {args.path} (preset {args.preset}); starting Prefect…")
+    try:
+        summary = reconstruct(
+            capture=str(args.path),
+            preset=args.preset,
+            overrides=overrides,
+            workspace=str(args.workspace),
+            until=args.until,
+        )
+    except PipelineFailed as failed:
+        _print_summary(failed.summary.model_dump(mode="json"))
+        _write_json(args.json, failed.summary.model_dump(mode="json"))
+        cause = failed.cause
+        if not isinstance(cause, PhotoforgeError):
+            console.print("".join(traceback.format_exception(cause)), markup=False)
+        console.print(f"[bold red]error:[/] {cause}", markup=True)
+        return failed.exit_code
+    _print_summary(summary)
+    _write_json(args.json, summary)
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    path = pipelines_path()
+    names = [args.name] if args.name else list(load_presets(path))
+    out.print(f"presets in {path}")
+    for name in names:
+        cfg = load_preset(name, path=path)
+        table = Table(title=f"preset: {name}", title_justify="left", show_lines=False)
+        table.add_column("stage.param")
+        table.add_column("value")
+        table.add_column("meaning", style="dim")
+        for stage in STAGE_ORDER:
+            params = getattr(cfg, stage)
+            fields = type(params).model_fields
+            for field, value in params.model_dump(mode="json").items():
+                table.add_row(f"{stage}.{field}", json.dumps(value), fields[field].description or "")
+        out.print(table)
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    home = prefect_env.configure(args.workspace)
+    where = f"PREFECT_HOME={home}" if home else "your Prefect configuration"
+    console.print(f"Prefect UI on http://127.0.0.1:{args.port} (runs from {where}); Ctrl-C stops it")
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
+    return subprocess.call(command, env=os.environ.copy())
+
+
+class _ConsoleLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+        elif record.name == "photoforge.progress":
+            stage, _, rest = message.partition(" ")
+            console.print(f"  [cyan]{stage:<8}[/] {rest}", markup=True, highlight=False)
+        else:
+            console.print(f"  {message}", markup=False)
+
+
+def _setup_console_logging(verbose: bool) -> None:
+    logger = logging.getLogger("photoforge")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.addHandler(_ConsoleLogHandler())
+    logger.propagate = False
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"photoforge: {summary['capture']} ({summary['preset']})", title_justify="left")
+    for column in ("stage", "status", "seconds", "artefact dir", "key metric"):
+        table.add_column(column)
+    colours = {"ran": "green", "cached": "blue", "failed": "red"}
+    for row in summary["stages"]:
+        status = row["status"]
+        table.add_row(
+            row["stage"],
+            f"[{colours[status]}]{status}[/]",
+            f"{row['seconds']:.1f}",
+            _short(row.get("path")),
+            row.get("metric", ""),
+        )
+    out.print(table)
+    stages = summary["stages"]
+    if stages and all(row["status"] == "cached" for row in stages):
+        out.print(f"nothing changed: no stage executed ({len(stages)} reused from the cache)")
+    elif stages:
+        ran = [row["stage"] for row in stages if row["status"] == "ran"]
+        if ran:
+            out.print(f"executed: {', '.join(ran)}")
+
+
+def _short(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _write_json(path: Path | None, summary: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

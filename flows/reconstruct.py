@@ -1,0 +1,100 @@
+"""The photoforge DAG, readable in one screen: each stage a cached Prefect task."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.context import get_run_context
+from prefect.states import State
+
+from photoforge.errors import PhotoforgeError, StageError
+from photoforge.presets import STAGE_ORDER, load_preset
+from photoforge.stage import StageResult
+from photoforge.store import ArtefactStore
+from photoforge.summary import RunSummary, StageRow
+from tasks.ingest import ingest
+from tasks.poses import poses
+
+DEFAULT_WORKSPACE = "workspace"
+
+
+class PipelineFailed(PhotoforgeError):
+    """A stage failed; carries the summary so far so the CLI can still print the table."""
+
+    def __init__(self, summary: RunSummary, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.summary = summary
+        self.cause = cause
+        self.exit_code = getattr(cause, "exit_code", 1)
+
+
+@flow(name="reconstruct", log_prints=True)
+def reconstruct(
+    capture: str,
+    preset: str = "standard",
+    overrides: dict[str, Any] | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """Photos or video in `capture` -> the stages of the preset, each reused when unchanged."""
+    cfg = load_preset(preset, overrides)
+    store = ArtefactStore(Path(workspace), capture_name(capture))
+    run = PipelineRun(
+        RunSummary(capture=capture, preset=preset, overrides=overrides or {}, workspace=str(store.root)), until
+    )
+
+    with run:
+        frames = run.stage(ingest, store=store, capture=str(Path(capture).resolve()), params=cfg.ingest)
+        run.stage(poses, store=store, frames=frames, params=cfg.poses)
+
+    return run.summary.model_dump(mode="json")
+
+
+def capture_name(capture: str) -> str:
+    """The capture's folder name names its artefact tree (WORKSPACE/CAPTURE/...)."""
+    return Path(capture).resolve().name or "capture"
+
+
+class _UntilReached(Exception):
+    pass
+
+
+class PipelineRun:
+    """Runs stage tasks in order, records a summary row each, stops after `until` or a failure."""
+
+    def __init__(self, summary: RunSummary, until: str | None) -> None:
+        if until is not None and until not in STAGE_ORDER:
+            raise StageError("flow", f"--until {until!r}: unknown stage (known: {', '.join(STAGE_ORDER)})")
+        self.summary = summary
+        self.until = until
+        try:
+            self.summary.flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+        except Exception:
+            self.summary.flow_run_id = None
+
+    def __enter__(self) -> PipelineRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        return exc_type is _UntilReached
+
+    def stage(self, task: Any, **kwargs: Any) -> StageResult:
+        start = time.perf_counter()
+        state: State = task(**kwargs, return_state=True)
+        seconds = time.perf_counter() - start
+        if state.is_failed() or state.is_crashed() or not state.is_completed():
+            cause = state.result(raise_on_failure=False)
+            if not isinstance(cause, BaseException):
+                cause = RuntimeError(f"{task.name}: {state.message}")
+            self.summary.stages.append(StageRow(stage=task.name, status="failed", seconds=round(seconds, 3)))
+            self.summary.status = "failed"
+            self.summary.error = str(cause)
+            raise PipelineFailed(self.summary, cause) from cause
+        result: StageResult = state.result()
+        self.summary.stages.append(StageRow.from_result(result, cached=state.name == "Cached", seconds=seconds))
+        if task.name == self.until:
+            raise _UntilReached
+        return result

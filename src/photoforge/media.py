@@ -1,0 +1,69 @@
+"""Which files a capture holds: photos, videos, a calibration, and what to skip."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from photoforge.errors import StageError
+
+log = logging.getLogger("photoforge")
+
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm"})
+CALIBRATION_NAME = "K.txt"
+
+
+@dataclass(frozen=True)
+class CaptureFiles:
+    root: Path
+    photos: tuple[Path, ...]
+    videos: tuple[Path, ...]
+    calibration: Path | None
+    skipped: tuple[Path, ...]
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def scan_capture(root: Path, stage: str = "ingest") -> CaptureFiles:
+    """List a capture folder (nested folders too), or fail naming the folder and the cause."""
+    root = Path(root)
+    if not root.exists():
+        raise StageError(stage, "no such file or folder", root)
+    if not root.is_dir():
+        raise StageError(stage, "not a folder (give the folder that holds the photos or videos)", root)
+    photos: list[Path] = []
+    videos: list[Path] = []
+    skipped: list[Path] = []
+    calibration: Path | None = None
+    entries = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
+    if not entries:
+        raise StageError(stage, "the folder is empty: add photos (JPEG, PNG, TIFF) or videos", root)
+    for path in entries:
+        suffix = path.suffix.lower()
+        if suffix in PHOTO_EXTENSIONS:
+            photos.append(path)
+        elif suffix in VIDEO_EXTENSIONS:
+            videos.append(path)
+        elif path.name == CALIBRATION_NAME and path.parent == root:
+            calibration = path
+        else:
+            skipped.append(path)
+    if not photos and not videos:
+        raise StageError(
+            stage,
+            f"no supported files among {len(entries)}: photos need "
+            f"{', '.join(sorted(PHOTO_EXTENSIONS))}, videos {', '.join(sorted(VIDEO_EXTENSIONS))}",
+            root,
+        )
+    if skipped:
+        names = [p.relative_to(root).as_posix() for p in skipped]
+        shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+        log.warning("ingest: skipping %d file(s) that are not photos or videos in %s: %s", len(names), root, shown)
+    return CaptureFiles(root, tuple(photos), tuple(videos), calibration, tuple(skipped))
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)

@@ -1,0 +1,126 @@
+"""pycolmap glue: a feature database from ingest frames, matching, mapping, model metrics.
+
+Only calls into pycolmap: the algorithms are COLMAP's. This module decides the options.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pycolmap
+
+log = logging.getLogger("photoforge")
+
+
+@dataclass(frozen=True)
+class CameraGroup:
+    """Frames that share one COLMAP camera, with the prior it starts from."""
+
+    name: str
+    frames: tuple[str, ...]
+    model: str  # COLMAP camera model name
+    params: str  # comma-separated prior params, "" for COLMAP's default guess
+    fixed: bool  # hold the intrinsics fixed during bundle adjustment
+
+
+def quiet_colmap(verbose: bool) -> None:
+    pycolmap.logging.minloglevel = 0 if verbose else 2
+
+
+def extract(database: Path, frames_dir: Path, groups: list[CameraGroup], max_features: int) -> dict[str, int]:
+    """SIFT features per camera group, each group its own camera. Returns frame -> camera id."""
+    options = pycolmap.FeatureExtractionOptions()
+    options.sift.max_num_features = max_features
+    for group in groups:
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = group.model
+        reader.camera_params = group.params
+        pycolmap.extract_features(
+            database,
+            frames_dir,
+            image_names=list(group.frames),
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=options,
+            device=pycolmap.Device.cpu,
+        )
+    with pycolmap.Database.open(database) as db:
+        return {image.name: image.camera_id for image in db.read_all_images()}
+
+
+def match(database: Path, matcher: str, sequential_overlap: int, vocab_tree_path: str | None) -> None:
+    device = pycolmap.Device.cpu
+    if matcher == "exhaustive":
+        pycolmap.match_exhaustive(database, device=device)
+    elif matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = sequential_overlap
+        if vocab_tree_path:
+            pairing.loop_detection = True
+            pairing.vocab_tree_path = vocab_tree_path
+        pycolmap.match_sequential(database, pairing_options=pairing, device=device)
+    elif matcher == "vocab_tree":
+        pairing = pycolmap.VocabTreePairingOptions()
+        pairing.vocab_tree_path = vocab_tree_path or ""
+        pycolmap.match_vocabtree(database, pairing_options=pairing, device=device)
+    else:
+        raise ValueError(f"unknown matcher {matcher!r}")
+
+
+def database_counts(database: Path) -> dict[str, int]:
+    with pycolmap.Database.open(database) as db:
+        return {
+            "images": db.num_images(),
+            "keypoints": db.num_keypoints(),
+            "verified_pairs": db.num_verified_image_pairs(),
+        }
+
+
+def map_incremental(
+    database: Path,
+    frames_dir: Path,
+    out: Path,
+    fixed_camera_ids: set[int],
+    all_fixed: bool,
+    on_next_image: Callable[[], None],
+) -> list[pycolmap.Reconstruction]:
+    options = pycolmap.IncrementalPipelineOptions()
+    if fixed_camera_ids:
+        options.constant_cameras = fixed_camera_ids
+    if all_fixed:
+        options.ba_refine_focal_length = False
+        options.ba_refine_principal_point = False
+        options.ba_refine_extra_params = False
+        options.mapper.abs_pose_refine_focal_length = False
+        options.mapper.abs_pose_refine_extra_params = False
+    models = pycolmap.incremental_mapping(database, frames_dir, out, options, next_image_callback=on_next_image)
+    return list(models.values())
+
+
+def map_global(database: Path, frames_dir: Path, out: Path, all_fixed: bool) -> list[pycolmap.Reconstruction]:
+    options = pycolmap.GlobalPipelineOptions()
+    if all_fixed:
+        options.mapper.bundle_adjustment.refine_focal_length = False
+        options.mapper.bundle_adjustment.refine_principal_point = False
+        options.mapper.bundle_adjustment.refine_extra_params = False
+    models = pycolmap.global_mapping(database, frames_dir, out, options)
+    return list(models.values())
+
+
+def registered_names(model: pycolmap.Reconstruction) -> list[str]:
+    return sorted(model.image(image_id).name for image_id in model.reg_image_ids())
+
+
+def model_metrics(model: pycolmap.Reconstruction) -> dict[str, Any]:
+    return {
+        "registered": model.num_reg_images(),
+        "points": model.num_points3D(),
+        "cameras": model.num_cameras(),
+        "mean_reprojection_error_px": round(float(model.compute_mean_reprojection_error()), 4),
+        "mean_track_length": round(float(model.compute_mean_track_length()), 3),
+        "mean_observations_per_image": round(float(model.compute_mean_observations_per_reg_image()), 1),
+    }

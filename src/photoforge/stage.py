@@ -1,0 +1,142 @@
+"""What every stage shares: its identity, its cache key, and cached execution.
+
+A stage's key hashes the content of its inputs (for an upstream artefact: that artefact's
+key), its params, its code VERSION and the versions of the libraries it calls, so keys
+chain down the DAG and a change re-runs exactly the stages below it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from photoforge import __version__
+from photoforge.hashing import combine
+from photoforge.store import MANIFEST, ArtefactStore, atomic_dir, read_manifest, write_json
+
+log = logging.getLogger("photoforge")
+
+
+class Progress(Protocol):
+    """Reports progress of long work: `done` of `total` units, with a short message."""
+
+    def __call__(self, done: int, total: int, message: str = "") -> None: ...
+
+
+def no_progress(done: int, total: int, message: str = "") -> None:
+    """A Progress that reports nothing (library calls outside the CLI and the flow)."""
+
+
+class StageParams(BaseModel):
+    """Base for a stage's params: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageResult(BaseModel):
+    """A reference to a complete artefact: small enough to pass between Prefect tasks."""
+
+    stage: str
+    key: str
+    path: str
+    metrics: dict[str, Any]
+    reused: bool
+    seconds: float
+    compute_seconds: float
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.path)
+
+    def summary_metric(self) -> str:
+        return str(self.metrics.get("summary", ""))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    version: str
+    libraries: tuple[str, ...] = ()
+
+    def library_versions(self) -> dict[str, str]:
+        return {lib: _dist_version(lib) for lib in self.libraries}
+
+    def key(self, params: StageParams, inputs: Mapping[str, Any]) -> str:
+        return combine(
+            {
+                "stage": self.name,
+                "version": self.version,
+                "params": params.model_dump(mode="json"),
+                "inputs": dict(inputs),
+                "libraries": self.library_versions(),
+            }
+        )
+
+    def execute(
+        self,
+        store: ArtefactStore,
+        params: StageParams,
+        inputs: Mapping[str, Any],
+        compute: Callable[[Path], dict[str, Any]],
+    ) -> StageResult:
+        """Reuse the artefact for this key if one is complete, else compute it atomically."""
+        start = time.perf_counter()
+        key = self.key(params, inputs)
+        found = store.find(self.name, key)
+        if found is not None:
+            manifest = read_manifest(found)
+            log.info("%s: reusing %s", self.name, found)
+            return StageResult(
+                stage=self.name,
+                key=key,
+                path=str(found),
+                metrics=manifest.get("metrics", {}),
+                reused=True,
+                seconds=time.perf_counter() - start,
+                compute_seconds=float(manifest.get("seconds", 0.0)),
+            )
+        final = store.stage_dir(self.name, key)
+        started = datetime.now(UTC)
+        with atomic_dir(final) as tmp:
+            metrics = compute(tmp)
+            seconds = time.perf_counter() - start
+            write_json(
+                tmp / MANIFEST,
+                {
+                    "stage": self.name,
+                    "key": key,
+                    "version": self.version,
+                    "photoforge": __version__,
+                    "params": params.model_dump(mode="json"),
+                    "inputs": dict(inputs),
+                    "libraries": self.library_versions(),
+                    "started": started.isoformat(),
+                    "finished": datetime.now(UTC).isoformat(),
+                    "seconds": round(seconds, 3),
+                    "metrics": metrics,
+                },
+            )
+        return StageResult(
+            stage=self.name,
+            key=key,
+            path=str(final),
+            metrics=metrics,
+            reused=False,
+            seconds=seconds,
+            compute_seconds=seconds,
+        )
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"

@@ -1,0 +1,199 @@
+"""Stage poses: camera poses and a sparse model (COLMAP format) from the ingest frames.
+
+A known calibration (K.txt, or poses.intrinsics) is the intrinsics prior and, unless the
+preset says otherwise, held fixed; otherwise EXIF focal lengths seed COLMAP's estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from photoforge import sfm
+from photoforge.calibration import Intrinsics
+from photoforge.errors import StageError
+from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
+from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON
+from photoforge.store import ArtefactStore, write_json
+
+STAGE = Stage("poses", version="1", libraries=("pycolmap",))
+SPARSE_DIR = "sparse"
+POSES_JSON = "poses.json"
+
+log = logging.getLogger("photoforge")
+
+
+class PosesParams(StageParams):
+    matcher: Literal["auto", "exhaustive", "sequential", "vocab_tree"] = Field(
+        "auto", description="auto: sequential for video, exhaustive up to exhaustive_max_images, else vocab_tree"
+    )
+    mapper: Literal["incremental", "global"] = Field("incremental", description="COLMAP incremental or GLOMAP")
+    min_registered: float = Field(0.8, ge=0.0, le=1.0, description="fail when fewer frames than this register")
+    max_features: int = Field(8192, ge=256, description="SIFT features per frame")
+    intrinsics: list[float] | None = Field(
+        None, description="fx,fy,cx,cy of the source photos in px: a known calibration (overrides K.txt)"
+    )
+    refine_intrinsics: Literal["auto", "fixed", "free"] = Field(
+        "auto", description="auto holds a known calibration fixed and refines EXIF or guessed ones"
+    )
+    exhaustive_max_images: int = Field(200, ge=2, description="largest set matched exhaustively by auto")
+    sequential_overlap: int = Field(15, ge=1, description="neighbours matched per video frame")
+    vocab_tree_path: str | None = Field(None, description="a COLMAP vocabulary tree file for large sets")
+    verbose: bool = Field(False, description="let COLMAP log to the console")
+
+    @field_validator("intrinsics")
+    @classmethod
+    def _four_values(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 4 or value[0] <= 0 or value[1] <= 0):
+            raise ValueError("give four numbers fx,fy,cx,cy with fx, fy > 0")
+        return value
+
+
+def key_inputs(frames: StageResult) -> dict[str, Any]:
+    return {"frames": frames.key}
+
+
+def execute(
+    store: ArtefactStore, frames: StageResult, params: PosesParams, progress: Progress = no_progress
+) -> StageResult:
+    return STAGE.execute(store, params, key_inputs(frames), lambda out: run(frames.dir, out, params, progress))
+
+
+def load_frames(ingest_dir: Path) -> list[dict[str, Any]]:
+    """The kept frames of an ingest artefact, in order."""
+    data = json.loads((ingest_dir / FRAMES_JSON).read_text())
+    return [f for f in data["frames"] if f["kept"]]
+
+
+def choose_matcher(params: PosesParams, frames: list[dict[str, Any]]) -> str:
+    if params.matcher != "auto":
+        return params.matcher
+    if frames and all(f["kind"] == "video" for f in frames):
+        return "sequential"
+    if len(frames) <= params.exhaustive_max_images:
+        return "exhaustive"
+    if params.vocab_tree_path:
+        return "vocab_tree"
+    log.warning(
+        "poses: %d frames matched exhaustively (quadratic time): set poses.vocab_tree_path to a COLMAP "
+        "vocabulary tree to match large sets faster",
+        len(frames),
+    )
+    return "exhaustive"
+
+
+def camera_groups(frames: list[dict[str, Any]], params: PosesParams) -> list[sfm.CameraGroup]:
+    """One camera per group of frames that share a camera; a known calibration as PINHOLE."""
+    by_camera: dict[str, list[dict[str, Any]]] = {}
+    for frame in frames:
+        by_camera.setdefault(frame["camera"], []).append(frame)
+    groups = []
+    for name, members in by_camera.items():
+        first = members[0]
+        prior = _prior(first, params)
+        if prior is not None and prior.source in ("K.txt", "preset"):
+            model = "PINHOLE"
+            values = [prior.fx, prior.fy, prior.cx, prior.cy]
+            fixed = params.refine_intrinsics != "free"
+        elif prior is not None:
+            model = "SIMPLE_RADIAL"
+            values = [(prior.fx + prior.fy) / 2, prior.cx, prior.cy, 0.0]
+            fixed = params.refine_intrinsics == "fixed"
+        else:
+            model, values, fixed = "SIMPLE_RADIAL", [], False
+        params_text = ",".join(f"{v:.6f}" for v in values)
+        groups.append(sfm.CameraGroup(name, tuple(f["frame"] for f in members), model, params_text, fixed))
+    return groups
+
+
+def _prior(frame: dict[str, Any], params: PosesParams) -> Intrinsics | None:
+    if params.intrinsics is not None and frame["kind"] == "photo":
+        fx, fy, cx, cy = params.intrinsics
+        source = Intrinsics(fx, fy, cx, cy, frame["source_width"], frame["source_height"], "preset")
+        return source.scaled(frame["width"], frame["height"])
+    if frame.get("intrinsics"):
+        return Intrinsics(**frame["intrinsics"])
+    return None
+
+
+def run(ingest_dir: Path, out: Path, params: PosesParams, progress: Progress = no_progress) -> dict[str, Any]:
+    sfm.quiet_colmap(params.verbose)
+    frames = load_frames(ingest_dir)
+    frames_dir = ingest_dir / FRAMES_DIR
+    names = [f["frame"] for f in frames]
+    if len(frames) < 2:
+        raise StageError("poses", f"need at least 2 frames for structure from motion, got {len(frames)}", frames_dir)
+    matcher = choose_matcher(params, frames)
+    if matcher == "vocab_tree" and not params.vocab_tree_path:
+        raise StageError("poses", "matcher vocab_tree needs poses.vocab_tree_path (a COLMAP vocabulary tree file)")
+    groups = camera_groups(frames, params)
+
+    database = out / "database.db"
+    progress(0, 3, f"extracting SIFT features from {len(frames)} frames")
+    camera_of = sfm.extract(database, frames_dir, groups, params.max_features)
+    counts = sfm.database_counts(database)
+    progress(1, 3, f"{counts['keypoints']} keypoints; matching ({matcher})")
+    sfm.match(database, matcher, params.sequential_overlap, params.vocab_tree_path)
+    counts = sfm.database_counts(database)
+    progress(2, 3, f"{counts['verified_pairs']} verified pairs; mapping ({params.mapper})")
+
+    fixed_ids = {camera_of[g.frames[0]] for g in groups if g.fixed and g.frames[0] in camera_of}
+    all_fixed = bool(groups) and all(g.fixed for g in groups)
+    models_dir = out / "models"
+    models_dir.mkdir()
+    registered_so_far = [2]  # the initial pair registers before the first callback
+
+    def on_next_image() -> None:
+        registered_so_far[0] += 1
+        progress(registered_so_far[0], len(frames), "registering frames")
+
+    if params.mapper == "incremental":
+        models = sfm.map_incremental(database, frames_dir, models_dir, fixed_ids, all_fixed, on_next_image)
+    else:
+        models = sfm.map_global(database, frames_dir, models_dir, all_fixed)
+    shutil.rmtree(models_dir)
+    if not models:
+        raise StageError(
+            "poses",
+            f"structure from motion built no model from {len(frames)} frames "
+            f"({counts['verified_pairs']} verified image pairs): the photos may not overlap enough",
+            frames_dir,
+        )
+    model = max(models, key=lambda m: m.num_reg_images())
+    registered = sfm.registered_names(model)
+    left_out = sorted(set(names) - set(registered))
+    fraction = len(registered) / len(names)
+    if fraction < params.min_registered:
+        raise StageError(
+            "poses",
+            f"only {len(registered)}/{len(names)} frames registered ({fraction:.0%} < poses.min_registered "
+            f"{params.min_registered:.0%}); left out: {', '.join(left_out)}",
+            frames_dir,
+        )
+    sparse = out / SPARSE_DIR
+    sparse.mkdir()
+    model.write(sparse)
+    metrics = {
+        **sfm.model_metrics(model),
+        "total": len(names),
+        "registered_fraction": round(fraction, 4),
+        "models": len(models),
+        "matcher": matcher,
+        "mapper": params.mapper,
+        "keypoints": counts["keypoints"],
+        "verified_pairs": counts["verified_pairs"],
+        "intrinsics": "fixed" if all_fixed else ("partly fixed" if fixed_ids else "refined"),
+        "left_out": left_out,
+    }
+    metrics["summary"] = (
+        f"{metrics['registered']}/{len(names)} registered, {metrics['points']} points, "
+        f"reproj {metrics['mean_reprojection_error_px']:.2f}px"
+    )
+    write_json(out / POSES_JSON, metrics)
+    progress(3, 3, metrics["summary"])
+    return metrics
