@@ -82,7 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from photoforge.media import scan_capture
 
-    scan_capture(args.path)  # fail fast on a missing or empty folder (the ingest stage checks again)
+    scan_capture(args.path, warn=False)  # fail fast on a missing or empty folder (the ingest stage checks again)
 
     prefect_env.configure(args.workspace, verbose=args.verbose)
     _setup_console_logging(args.verbose)

@@ -27,7 +27,7 @@ class CaptureFiles:
         return path.relative_to(self.root).as_posix()
 
 
-def scan_capture(root: Path, stage: str = "ingest") -> CaptureFiles:
+def scan_capture(root: Path, stage: str = "ingest", warn: bool = True) -> CaptureFiles:
     """List a capture folder (nested folders too), or fail naming the folder and the cause."""
     root = Path(root)
     if not root.exists():
@@ -58,7 +58,7 @@ def scan_capture(root: Path, stage: str = "ingest") -> CaptureFiles:
             f"{', '.join(sorted(PHOTO_EXTENSIONS))}, videos {', '.join(sorted(VIDEO_EXTENSIONS))}",
             root,
         )
-    if skipped:
+    if skipped and warn:
         names = [p.relative_to(root).as_posix() for p in skipped]
         shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
         log.warning("ingest: skipping %d file(s) that are not photos or videos in %s: %s", len(names), root, shown)

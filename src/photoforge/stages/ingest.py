@@ -72,7 +72,7 @@ class FrameRecord:
 
 def key_inputs(capture: Path) -> dict[str, Any]:
     """Content digests of every file ingest reads (relative names kept: they name the frames)."""
-    files = scan_capture(capture)
+    files = scan_capture(capture, warn=False)
     sources = [*files.photos, *files.videos]
     if files.calibration is not None:
         sources.append(files.calibration)

@@ -1,0 +1,58 @@
+"""Shared fixtures: small real and synthetic captures, and an isolated Prefect API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+SAMPLE_GT = ROOT / "data" / "sample_gt"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def textured_rgb(seed: int, width: int = 640, height: int = 480) -> np.ndarray:
+    """A random multi-scale texture: plenty of detail for sharpness and features."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.float32)
+    for cell in (4, 16, 64):
+        small = rng.random((height // cell + 1, width // cell + 1, 3)).astype(np.float32)
+        image += cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)[:height, :width]
+    image = 255 * (image - image.min()) / (image.max() - image.min())
+    return image.astype(np.uint8)
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, exif: Image.Exif | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, format="JPEG", quality=95, exif=exif if exif is not None else Image.Exif())
+    return path
+
+
+@pytest.fixture
+def sample_subset(tmp_path: Path) -> Path:
+    """Six overlapping photos of the sample capture with its K.txt: SfM in a few seconds."""
+    capture = tmp_path / "fountain"
+    (capture / "images").mkdir(parents=True)
+    for name in sorted(p.name for p in (SAMPLE / "images").glob("*.jpg"))[2:8]:
+        shutil.copy(SAMPLE / "images" / name, capture / "images" / name)
+    shutil.copy(SAMPLE / "K.txt", capture / "K.txt")
+    return capture
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One isolated Prefect API (temporary database) for every flow test of the session."""
+    results = tmp_path_factory.mktemp("prefect-results")
+    os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(results)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

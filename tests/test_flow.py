@@ -1,0 +1,94 @@
+"""The Prefect DAG: content caching across runs, partial re-runs, failures that keep earlier work."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import textured_rgb, write_jpeg
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+FAST = {"ingest.max_size": 480, "poses.max_features": 2048}
+
+
+def _run(capture: Path, workspace: Path, **overrides: Any) -> dict[str, Any]:
+    from flows.reconstruct import reconstruct
+
+    return reconstruct(
+        capture=str(capture), preset="preview", overrides={**FAST, **overrides}, workspace=str(workspace)
+    )
+
+
+def _statuses(summary: dict[str, Any]) -> dict[str, str]:
+    return {row["stage"]: row["status"] for row in summary["stages"]}
+
+
+def _prefect_task_states(flow_run_id: str) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
+
+
+def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    first = _run(sample_subset, workspace)
+    assert _statuses(first) == {"ingest": "ran", "poses": "ran"}
+    assert first["stages"][1]["metrics"]["registered"] == 6
+
+    second = _run(sample_subset, workspace)
+    assert _statuses(second) == {"ingest": "cached", "poses": "cached"}
+    assert _prefect_task_states(second["flow_run_id"]) == {"ingest": "Cached", "poses": "Cached"}
+    assert [r["path"] for r in second["stages"]] == [r["path"] for r in first["stages"]]
+
+    changed = _run(sample_subset, workspace, **{"poses.max_features": 1500})
+    assert _statuses(changed) == {"ingest": "cached", "poses": "ran"}
+    assert changed["stages"][1]["path"] != first["stages"][1]["path"]
+
+    shutil.rmtree(first["stages"][1]["path"])
+    recomputed = _run(sample_subset, workspace)
+    assert _statuses(recomputed) == {"ingest": "cached", "poses": "ran"}
+    assert Path(recomputed["stages"][1]["path"], "manifest.json").is_file()
+
+    copied = tmp_path / "elsewhere" / "renamed-capture"
+    shutil.copytree(sample_subset, copied)
+    moved = _run(copied, workspace)
+    assert _statuses(moved) == {"ingest": "cached", "poses": "cached"}
+
+
+def test_changed_photo_reruns_everything(sample_subset: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    _run(sample_subset, workspace, **{"ingest.max_size": 400})
+    photo = sorted((sample_subset / "images").glob("*.jpg"))[0]
+    photo.write_bytes(photo.read_bytes() + b"\x00")  # same image, different bytes
+    again = _run(sample_subset, workspace, **{"ingest.max_size": 400})
+    assert _statuses(again) == {"ingest": "ran", "poses": "ran"}
+
+
+def test_until_stops_after_the_stage(sample_subset: Path, tmp_path: Path) -> None:
+    from flows.reconstruct import reconstruct
+
+    summary = reconstruct(str(sample_subset), "preview", FAST, str(tmp_path / "ws"), until="ingest")
+    assert [row["stage"] for row in summary["stages"]] == ["ingest"]
+    assert not (tmp_path / "ws" / sample_subset.name / "poses").exists()
+
+
+def test_failing_stage_fails_the_run_and_keeps_earlier_artefacts(tmp_path: Path) -> None:
+    from flows.reconstruct import PipelineFailed
+
+    capture = tmp_path / "no-overlap"
+    for seed in range(4):
+        write_jpeg(capture / f"p{seed}.jpg", textured_rgb(300 + seed))
+    with pytest.raises(PipelineFailed) as info:
+        _run(capture, tmp_path / "ws")
+    summary = info.value.summary
+    assert [(r.stage, r.status) for r in summary.stages] == [("ingest", "ran"), ("poses", "failed")]
+    assert "[poses]" in str(info.value.cause)
+    assert Path(summary.stages[0].path or "", "manifest.json").is_file()
+    poses_dir = tmp_path / "ws" / "no-overlap" / "poses"
+    assert not poses_dir.exists() or not any(poses_dir.iterdir()), "no half-written poses artefact"

@@ -1,0 +1,60 @@
+"""Video ingest: sharp frames spread over the clip, not every Nth; unreadable videos fail clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from conftest import textured_rgb
+
+from photoforge.errors import StageError
+from photoforge.stages import ingest
+from photoforge.stages.ingest import FRAMES_JSON, IngestParams
+
+FPS = 10
+FRAMES = 60
+BLURRED = {i for i in range(FRAMES) if i % 3 != 1}  # two of every three frames are motion-blurred
+
+
+def _write_pan_video(path: Path) -> None:
+    """A camera panning over a texture; most frames blurred, every third one sharp."""
+    panorama = textured_rgb(7, 1200, 240)
+    writer = imageio_ffmpeg.write_frames(str(path), (320, 240), fps=FPS, quality=9, macro_block_size=16)
+    writer.send(None)
+    for i in range(FRAMES):
+        frame = np.ascontiguousarray(panorama[:, i * 14 : i * 14 + 320])
+        if i in BLURRED:
+            frame = cv2.blur(frame, (15, 1))
+        writer.send(frame)
+    writer.close()
+
+
+def test_video_frames_are_sharp_and_spread(tmp_path: Path) -> None:
+    capture = tmp_path / "cap"
+    capture.mkdir()
+    _write_pan_video(capture / "clip.MP4")
+    out = tmp_path / "out"
+    out.mkdir()
+    metrics = ingest.run(capture, out, IngestParams(video_frames=10, duplicate_similarity=0.9999))
+    records = [r for r in json.loads((out / FRAMES_JSON).read_text())["frames"] if r["kept"]]
+    indices = sorted(round(r["time"] * FPS) for r in records)
+    assert metrics["videos"] == 1
+    assert len(records) == 10
+    assert not set(indices) & BLURRED, f"picked blurred frames {sorted(set(indices) & BLURRED)}"
+    windows = {i * 10 // FRAMES for i in indices}
+    assert windows == set(range(10)), "one pick per tenth of the clip"
+    assert all(r["camera"] == "video:clip.MP4" and r["kind"] == "video" for r in records)
+
+
+def test_unreadable_video_fails_naming_the_file(tmp_path: Path) -> None:
+    capture = tmp_path / "cap"
+    capture.mkdir()
+    bad = capture / "broken.mov"
+    bad.write_bytes(b"this is not a video" * 50)
+    with pytest.raises(StageError, match="unreadable video") as info:
+        ingest.run(capture, tmp_path, IngestParams())
+    assert info.value.stage == "ingest" and info.value.path == str(bad)
