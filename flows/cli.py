@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows import prefect_env
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except PhotoforgeError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: completed stages are kept; re-run to continue")
@@ -88,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _setup_console_logging(args.verbose)
     from flows.reconstruct import PipelineFailed, reconstruct
 
-    console.print(f"[bold]photoforge[/] run {args.path} (preset {args.preset}); starting Prefect…")
+    console.print(f"[bold]photoforge[/] run {escape(str(args.path))} (preset {args.preset}); starting Prefect…")
     try:
         summary = reconstruct(
             capture=str(args.path),
@@ -103,7 +104,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cause = failed.cause
         if not isinstance(cause, PhotoforgeError):
             console.print("".join(traceback.format_exception(cause)), markup=False)
-        console.print(f"[bold red]error:[/] {cause}", markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(cause))}")
         return failed.exit_code
     _print_summary(summary)
     _write_json(args.json, summary)
@@ -124,7 +125,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             params = getattr(cfg, stage)
             fields = type(params).model_fields
             for field, value in params.model_dump(mode="json").items():
-                table.add_row(f"{stage}.{field}", json.dumps(value), fields[field].description or "")
+                table.add_row(f"{stage}.{field}", escape(json.dumps(value)), escape(fields[field].description or ""))
         out.print(table)
     return 0
 
@@ -141,10 +142,10 @@ class _ConsoleLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
-            console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(message)}")
         elif record.name == "photoforge.progress":
             stage, _, rest = message.partition(" ")
-            console.print(f"  [cyan]{stage:<8}[/] {rest}", markup=True, highlight=False)
+            console.print(f"  [cyan]{stage:<8}[/] {escape(rest)}")
         else:
             console.print(f"  {message}", markup=False)
 
@@ -152,7 +153,8 @@ class _ConsoleLogHandler(logging.Handler):
 def _setup_console_logging(verbose: bool) -> None:
     logger = logging.getLogger("photoforge")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.addHandler(_ConsoleLogHandler())
+    if not any(isinstance(h, _ConsoleLogHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleLogHandler())
     logger.propagate = False
 
 
@@ -167,8 +169,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
             row["stage"],
             f"[{colours[status]}]{status}[/]",
             f"{row['seconds']:.1f}",
-            _short(row.get("path")),
-            row.get("metric", ""),
+            escape(_short(row.get("path"))),
+            escape(row.get("metric", "")),
         )
     out.print(table)
     stages = summary["stages"]

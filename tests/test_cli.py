@@ -1,0 +1,101 @@
+"""The photoforge command: bad input gives one clear error and a non-zero exit; runs summarise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import textured_rgb, write_jpeg
+
+from flows import cli, prefect_env
+
+PHOTOFORGE = Path(sys.executable).with_name("photoforge")
+FAST = ["--preset", "preview", "--set", "ingest.max_size=480", "--set", "poses.max_features=2048"]
+
+
+def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        ("missing", "[ingest] {path}: no such file or folder"),
+        ("empty", "[ingest] {path}: the folder is empty"),
+        ("text-only", "[ingest] {path}: no supported files"),
+    ],
+)
+def test_unusable_folder_fails_before_prefect_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str, fragment: str
+) -> None:
+    path = tmp_path / setup
+    if setup != "missing":
+        path.mkdir()
+    if setup == "text-only":
+        (path / "readme.txt").write_text("no photos here")
+    code, output = _main(["run", str(path), "--workspace", str(tmp_path / "ws")], capsys)
+    assert code == 2
+    assert fragment.format(path=path) in " ".join(output.split())
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--preset", "ultra"], "unknown preset 'ultra'"),
+        (["--set", "poses.fancy=1"], "unknown parameter 'fancy' of stage 'poses'"),
+        (["--set", "ingest.max_size=big"], "ingest.max_size"),
+    ],
+)
+def test_bad_preset_or_param_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    code, output = _main(["run", str(tmp_path), *args], capsys)
+    assert code == 2 and fragment in output
+
+
+def test_presets_lists_every_preset_and_param(capsys: pytest.CaptureFixture[str]) -> None:
+    code, output = _main(["presets"], capsys)
+    assert code == 0
+    for text in ("preset: preview", "preset: standard", "preset: hero", "poses.matcher", "ingest.max_size"):
+        assert text in output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_corrupt_photo_fails_in_ingest_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefect_env, "configure", lambda *args, **kwargs: None)  # keep the test's Prefect API
+    capture = tmp_path / "cap"
+    for seed in range(3):
+        write_jpeg(capture / f"p{seed}.jpg", textured_rgb(seed))
+    bad = capture / "p1.jpg"
+    bad.write_bytes(bad.read_bytes()[:500])
+    code, output = _main(["run", str(capture), "--workspace", str(tmp_path / "ws"), *FAST], capsys)
+    assert code == 2
+    assert f"[ingest] {bad}: corrupt or truncated image" in " ".join(output.split())
+
+
+def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path: Path) -> None:
+    """The console script end to end, on Prefect's ephemeral API with a project-local PREFECT_HOME."""
+    workspace = tmp_path / "ws"
+    command = [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_")}
+    first = subprocess.run([*command, "--json", str(tmp_path / "1.json")], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    summary = json.loads((tmp_path / "1.json").read_text())
+    assert [(r["stage"], r["status"]) for r in summary["stages"]] == [("ingest", "ran"), ("poses", "ran")]
+    assert summary["stages"][1]["metrics"]["registered"] == 6
+    assert "registering frames" in first.stderr  # progress while it works
+    assert (workspace / ".prefect" / "prefect.db").is_file()
+
+    second = subprocess.run([*command, "--json", str(tmp_path / "2.json")], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert "nothing changed: no stage executed" in second.stdout
+    again = json.loads((tmp_path / "2.json").read_text())
+    assert [r["status"] for r in again["stages"]] == ["cached", "cached"]
