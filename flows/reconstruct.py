@@ -31,7 +31,14 @@ class PipelineFailed(PhotoforgeError):
         self.exit_code = getattr(cause, "exit_code", 1)
 
 
-@flow(name="reconstruct", log_prints=True)
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"{capture_name(params['capture'])}-{params.get('preset', 'standard')}"
+
+
+@flow(name="reconstruct", flow_run_name=_run_name)
 def reconstruct(
     capture: str,
     preset: str = "standard",

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -85,7 +90,7 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     """The console script end to end, on Prefect's ephemeral API with a project-local PREFECT_HOME."""
     workspace = tmp_path / "ws"
     command = [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST]
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     first = subprocess.run([*command, "--json", str(tmp_path / "1.json")], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     summary = json.loads((tmp_path / "1.json").read_text())
@@ -99,3 +104,54 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     assert "nothing changed: no stage executed" in second.stdout
     again = json.loads((tmp_path / "2.json").read_text())
     assert [r["status"] for r in again["stages"]] == ["cached", "cached"]
+
+    _ui_shows_runs(workspace, env, expected_runs=2)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post_json(url: str) -> list[dict]:
+    request = urllib.request.Request(url, data=b"{}", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int) -> None:
+    """`photoforge ui` serves the same database: the runs made so far, reused stages as Cached."""
+    port = _free_port()
+    ui = subprocess.Popen(
+        [str(PHOTOFORGE), "ui", "--workspace", str(workspace), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert ui.poll() is None, "photoforge ui exited early"
+            assert time.monotonic() < deadline, "photoforge ui did not answer within 90 s"
+            time.sleep(0.5)
+        flow_runs = _post_json(f"{base}/flow_runs/filter")
+        assert len(flow_runs) == expected_runs
+        assert all(run["state_name"] == "Completed" for run in flow_runs)
+        task_states = sorted(run["state_name"] for run in _post_json(f"{base}/task_runs/filter"))
+        assert task_states == ["Cached", "Cached", "Completed", "Completed"]
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()

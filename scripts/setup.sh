@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for photoforge: system packages, a virtualenv in .venv, the package.
+# Idempotent and quick when nothing changed (a stamp records the installed pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(libusb-1.0-0 libgomp1)   # open3d needs libusb at import; pycolmap/opencv use OpenMP
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+"$PYTHON" -m venv --help >/dev/null 2>&1 && "$PYTHON" -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing system packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install these system packages: ${missing[*]}" >&2
+  fi
+fi
+
+stamp=.venv/.photoforge-installed
+if [ -f "$stamp" ] && cmp -s pyproject.toml "$stamp"; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[dev]"
+cp pyproject.toml "$stamp"
+echo "setup: photoforge installed in .venv ($(.venv/bin/photoforge --help >/dev/null && echo ok))"
