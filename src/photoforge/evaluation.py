@@ -47,7 +47,8 @@ def pose_errors(model: pycolmap.Reconstruction, truth: dict[str, GroundTruthCame
     names, r_est, c_est, r_gt, c_gt = [], [], [], [], []
     for image_id in model.reg_image_ids():
         image = model.image(image_id)
-        gt = truth.get(Path(image.name).name)
+        name = Path(image.name).name
+        gt = truth.get(name) or truth.get(name.removesuffix(".jpg"))  # ingest appends .jpg to PNG/TIFF frames
         if gt is None:
             continue
         names.append(image.name)

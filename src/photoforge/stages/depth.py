@@ -1,0 +1,261 @@
+"""Stage depth: a depth map (with normal and confidence) per registered view.
+
+Two backends: `cuda` runs COLMAP PatchMatch (pycolmap-cuda12); `cpu` runs photoforge's own
+plane sweep in PyTorch (on a GPU too, when torch sees one). `auto` picks `cuda` when the
+installed pycolmap has CUDA. Both work on COLMAP-undistorted (pinhole) images, kept in the
+artefact for later stages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import pycolmap
+import torch
+from pydantic import Field
+
+from photoforge.errors import StageError
+from photoforge.images import resize_longest
+from photoforge.mvs import colmap_stereo
+from photoforge.mvs.depthmaps import normals_from_depth, preview, save_view
+from photoforge.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.sfm import quiet_colmap
+from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
+from photoforge.stages.ingest import FRAMES_DIR
+from photoforge.stages.poses import SPARSE_DIR
+from photoforge.store import ArtefactStore, write_json
+from photoforge.views import View, depth_range, load_views, rank_neighbours
+
+STAGE = Stage("depth", version="1", libraries=("pycolmap", "torch", "opencv-python-headless", "numpy"))
+UNDISTORTED = "undistorted"
+MAPS_DIR = "maps"
+PREVIEWS_DIR = "previews"
+DEPTH_JSON = "depth.json"
+MIN_SPARSE_POINTS = 50
+MAX_OVERLAPPING = 24  # views recorded per view for fusion's consistency checks
+
+log = logging.getLogger("photoforge")
+
+
+class DepthParams(StageParams):
+    backend: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="cuda: COLMAP PatchMatch (pycolmap-cuda12); cpu: photoforge's plane sweep"
+    )
+    torch_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the cpu backend's sweep runs")
+    max_size: int = Field(800, ge=64, description="longest side of the depth maps in px")
+    neighbours: int = Field(4, ge=1, le=16, description="source views per reference view")
+    planes: int = Field(96, ge=8, description="depth planes of the sweep (uniform in inverse depth)")
+    window: int = Field(7, ge=3, le=21, description="ZNCC / PatchMatch window side in px (odd)")
+    top_k: int = Field(2, ge=1, description="best source scores averaged per pixel (occlusion-robust)")
+    min_confidence: float = Field(0.5, ge=-1.0, le=1.0, description="ZNCC below which a depth is dropped")
+    depth_margin: float = Field(0.2, ge=0.0, le=2.0, description="widen the sparse points' depth range by this")
+    min_valid_fraction: float = Field(
+        0.01, ge=0.0, le=1.0, description="a view with less valid depth than this is reported unusable"
+    )
+
+
+def key_inputs(frames: StageResult, sparse: StageResult) -> dict[str, Any]:
+    return {"frames": frames.key, "poses": sparse.key}
+
+
+def execute(
+    store: ArtefactStore, frames: StageResult, sparse: StageResult, params: DepthParams, progress: Progress = no_progress
+) -> StageResult:
+    return STAGE.execute(
+        store, params, key_inputs(frames, sparse), lambda out: run(frames.dir, sparse.dir, out, params, progress)
+    )
+
+
+def choose_backend(params: DepthParams) -> str:
+    if params.backend == "cuda" and not colmap_stereo.available():
+        raise StageError(
+            "depth",
+            "backend cuda needs pycolmap built with CUDA (pip install pycolmap-cuda12); "
+            "use --set depth.backend=cpu on this machine",
+        )
+    if params.backend == "auto":
+        return "cuda" if colmap_stereo.available() else "cpu"
+    return params.backend
+
+
+def torch_device(params: DepthParams) -> torch.device:
+    if params.torch_device == "cuda" or (params.torch_device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def undistort(frames_dir: Path, sparse_dir: Path, workspace: Path) -> pycolmap.Reconstruction:
+    """COLMAP undistortion: pinhole images and model, the input both backends expect."""
+    pycolmap.undistort_images(workspace, sparse_dir, frames_dir)
+    return pycolmap.Reconstruction(str(workspace / "sparse"))
+
+
+def run(
+    ingest_dir: Path, poses_dir: Path, out: Path, params: DepthParams, progress: Progress = no_progress
+) -> dict[str, Any]:
+    backend = choose_backend(params)
+    quiet_colmap(verbose=False)
+    workspace = out / UNDISTORTED
+    model = undistort(ingest_dir / FRAMES_DIR, poses_dir / SPARSE_DIR, workspace)
+    views, points = load_views(model)
+    if len(views) < 2 or len(points) < MIN_SPARSE_POINTS:
+        raise StageError(
+            "depth",
+            f"the sparse model has {len(views)} views and {len(points)} points: stereo needs at least 2 views "
+            f"and {MIN_SPARSE_POINTS} points (improve the capture's overlap, or lower poses.min_registered)",
+            poses_dir / SPARSE_DIR,
+        )
+    ranked = rank_neighbours(views, points)
+    neighbours = {i: ranked[i][: params.neighbours] for i in ranked}
+    (out / MAPS_DIR).mkdir()
+    (out / PREVIEWS_DIR).mkdir()
+    if backend == "cuda":
+        colmap_stereo.run_patch_match(workspace, params.max_size, params.window // 2, min_consistent=2)
+
+    device = torch_device(params)
+    records = []
+    started = time.perf_counter()
+    images = _ImageCache(workspace / "images", params.max_size, device)
+    for done, view in enumerate(views):
+        record: dict[str, Any] = {
+            "name": view.name,
+            "neighbours": [views[j].name for j in neighbours[view.index]],
+            "overlapping": [views[j].name for j in ranked[view.index][:MAX_OVERLAPPING]],
+        }
+        if backend == "cuda":
+            depth, normal, confidence, scaled = _colmap_view(workspace, view, images)
+        else:
+            result = _sweep_view(view, views, points, neighbours[view.index], images, params, device)
+            if result is None:
+                records.append({**record, "usable": False, "valid_fraction": 0.0})
+                progress(done + 1, len(views), f"{view.name}: skipped")
+                continue
+            depth, normal, confidence, scaled = result
+        valid_fraction = float((depth > 0).mean())
+        stem = f"{view.index:04d}"
+        save_view(out / MAPS_DIR / f"{stem}.npz", depth, confidence, normal, images.color(view.name))
+        preview(depth, out / PREVIEWS_DIR / f"{stem}.png")
+        usable = valid_fraction >= params.min_valid_fraction
+        records.append(
+            {
+                **record,
+                "map": f"{MAPS_DIR}/{stem}.npz",
+                "preview": f"{PREVIEWS_DIR}/{stem}.png",
+                "camera": scaled.to_json(),
+                "valid_fraction": round(valid_fraction, 4),
+                "usable": usable,
+            }
+        )
+        progress(done + 1, len(views), f"{view.name}: {valid_fraction:.0%} of pixels with depth")
+
+    usable = [r for r in records if r["usable"]]
+    if not usable:
+        names = ", ".join(r["name"] for r in records)
+        raise StageError("depth", f"no view got usable depth (backend {backend}): {names}", poses_dir)
+    unusable = [r["name"] for r in records if not r["usable"]]
+    if unusable:
+        log.warning("depth: %d view(s) without usable depth: %s", len(unusable), ", ".join(unusable))
+    seconds = time.perf_counter() - started
+    write_json(out / DEPTH_JSON, {"backend": backend, "device": str(device), "views": records})
+    fraction = len(usable) / len(records)
+    return {
+        "backend": backend,
+        "device": str(device) if backend == "cpu" else "cuda",
+        "views": len(records),
+        "usable_views": len(usable),
+        "usable_fraction": round(fraction, 4),
+        "mean_valid_fraction": round(float(np.mean([r["valid_fraction"] for r in records])), 4),
+        "seconds_per_view": round(seconds / len(records), 3),
+        "unusable": unusable,
+        "summary": f"{len(usable)}/{len(records)} views with depth ({backend})",
+    }
+
+
+class _ImageCache:
+    """Undistorted images at depth resolution: grey tensors for matching, colour for fusion."""
+
+    def __init__(self, folder: Path, max_size: int, device: torch.device) -> None:
+        self.folder = folder
+        self.max_size = max_size
+        self.device = device
+        self._rgb: dict[str, np.ndarray] = {}
+        self._gray: dict[str, torch.Tensor] = {}
+
+    def color(self, name: str) -> np.ndarray:
+        if name not in self._rgb:
+            bgr = cv2.imread(str(self.folder / name), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise StageError("depth", "cannot read the undistorted image", self.folder / name)
+            self._rgb[name] = resize_longest(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_size)
+        return self._rgb[name]
+
+    def gray(self, name: str) -> torch.Tensor:
+        if name not in self._gray:
+            gray = cv2.cvtColor(self.color(name), cv2.COLOR_RGB2GRAY).astype(np.float32)
+            self._gray[name] = torch.from_numpy(gray).to(self.device)
+        return self._gray[name]
+
+
+def _sweep_view(
+    view: View,
+    views: list[View],
+    points: dict[int, np.ndarray],
+    neighbour_ids: list[int],
+    images: _ImageCache,
+    params: DepthParams,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, View] | None:
+    if not neighbour_ids:
+        log.warning("depth: %s has no neighbour view with enough shared points; skipped", view.name)
+        return None
+    bounds = depth_range(view, points, params.depth_margin)
+    if bounds is None:
+        log.warning("depth: %s sees too few sparse points to bound its depth; skipped", view.name)
+        return None
+    ref = images.gray(view.name)
+    scaled = view.scaled(ref.shape[1], ref.shape[0])
+    sources = []
+    for j in neighbour_ids:
+        gray = images.gray(views[j].name)
+        src = views[j].scaled(gray.shape[1], gray.shape[0])
+        rotation = src.rotation @ view.rotation.T
+        translation = src.translation - rotation @ view.translation
+        sources.append(SourceView(gray, src.k, rotation, translation))
+    settings = SweepSettings(planes=params.planes, window=params.window | 1, top_k=params.top_k)
+    try:
+        depth_t, conf_t = plane_sweep(ref, scaled.k, sources, bounds[0], bounds[1], settings)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise StageError(
+            "depth",
+            f"out of GPU memory on {view.name}: lower depth.max_size or depth.planes, "
+            "or --set depth.torch_device=cpu",
+        ) from exc
+    depth = depth_t.cpu().numpy()
+    confidence = conf_t.cpu().numpy()
+    depth[confidence < params.min_confidence] = 0
+    return depth, normals_from_depth(depth, scaled.k), confidence, scaled
+
+
+def _colmap_view(
+    workspace: Path, view: View, images: _ImageCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, View]:
+    depth, normal = colmap_stereo.geometric_maps(workspace, view.name)
+    height, width = depth.shape
+    color = images.color(view.name)
+    if color.shape[:2] != (height, width):
+        images._rgb[view.name] = cv2.resize(color, (width, height), interpolation=cv2.INTER_AREA)
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+    confidence = (depth > 0).astype(np.float32)
+    return depth, normal.astype(np.float32), confidence, view.scaled(width, height)
+
+
+def load_depth_views(depth_dir: Path) -> list[dict[str, Any]]:
+    """The usable views of a depth artefact, with their cameras at depth resolution."""
+    data = json.loads((depth_dir / DEPTH_JSON).read_text())
+    return [v for v in data["views"] if v.get("usable")]

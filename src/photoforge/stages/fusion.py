@@ -1,0 +1,115 @@
+"""Stage fusion: the depth maps fused into one cleaned, coloured point cloud (fused.ply)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from photoforge.errors import StageError
+from photoforge.mvs.depthmaps import load_view
+from photoforge.mvs.fusion import ConsistencySettings, DepthView, fuse
+from photoforge.pointcloud import clean, from_open3d, to_open3d, write_ply
+from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
+from photoforge.stages.depth import load_depth_views
+from photoforge.store import ArtefactStore
+from photoforge.views import View
+
+STAGE = Stage("fusion", version="1", libraries=("open3d", "plyfile", "torch", "numpy"))
+FUSED_PLY = "fused.ply"
+
+
+class FusionParams(StageParams):
+    min_consistent_views: int = Field(2, ge=1, description="other views that must agree on a point")
+    depth_tolerance: float = Field(0.01, gt=0.0, le=0.2, description="relative depth difference that agrees")
+    reprojection_px: float = Field(1.0, gt=0.0, description="forward-backward reprojection error that agrees")
+    min_confidence: float = Field(-1.0, ge=-1.0, le=1.0, description="drop depths below this confidence first")
+    max_partners: int = Field(12, ge=1, description="views each view's points are checked against (most overlap)")
+    voxel_size_px: float = Field(
+        1.0, ge=0.0, description="voxel downsampling at this many pixel footprints (0: off)"
+    )
+    outlier_neighbours: int = Field(20, ge=0, description="statistical outlier removal neighbours (0: off)")
+    outlier_std_ratio: float = Field(2.0, gt=0.0, description="statistical outlier removal threshold")
+
+
+def key_inputs(depth: StageResult) -> dict[str, Any]:
+    return {"depth": depth.key}
+
+
+def execute(store: ArtefactStore, depth: StageResult, params: FusionParams, progress: Progress = no_progress) -> StageResult:
+    return STAGE.execute(store, params, key_inputs(depth), lambda out: run(depth.dir, out, params, progress))
+
+
+def run(depth_dir: Path, out: Path, params: FusionParams, progress: Progress = no_progress) -> dict[str, Any]:
+    records = load_depth_views(depth_dir)
+    if not records:
+        raise StageError("fusion", "the depth artefact has no usable view", depth_dir)
+    views = []
+    for index, record in enumerate(records):
+        maps = load_view(depth_dir / record["map"])
+        camera = View.from_json(index, record["camera"])
+        views.append(
+            DepthView(
+                camera,
+                torch.from_numpy(maps["depth"]),
+                torch.from_numpy(maps["confidence"].astype(np.float32)),
+                maps["normal"],
+                maps["color"],
+            )
+        )
+    partners = _partners(records, params.max_partners)
+    settings = ConsistencySettings(
+        params.min_consistent_views, params.depth_tolerance, params.reprojection_px, params.min_confidence
+    )
+    fused = fuse(views, partners, settings, progress)
+    if len(fused.xyz) == 0:
+        raise StageError(
+            "fusion",
+            f"no point is consistent across {params.min_consistent_views + 1} views: lower "
+            "fusion.min_consistent_views or raise fusion.depth_tolerance",
+            depth_dir,
+        )
+    cloud = to_open3d(fused.xyz, fused.rgb, fused.normals)
+    raw_points = len(fused.xyz)
+    cloud = clean(cloud, _voxel_size(views, params.voxel_size_px), params.outlier_neighbours, params.outlier_std_ratio)
+    xyz, rgb, normals = from_open3d(cloud)
+    if len(xyz) == 0:
+        raise StageError("fusion", "clean-up removed every point", depth_dir)
+    write_ply(out / FUSED_PLY, xyz, rgb, normals)
+    views_with_points = sum(1 for c in fused.per_view if c > 0)
+    return {
+        "points": len(xyz),
+        "points_before_cleanup": raw_points,
+        "views": len(views),
+        "views_contributing": views_with_points,
+        "extent": np.round(xyz.max(axis=0) - xyz.min(axis=0), 4).tolist(),
+        "summary": f"{len(xyz)} points from {views_with_points}/{len(views)} views",
+    }
+
+
+def _partners(records: list[dict[str, Any]], limit: int) -> dict[int, list[int]]:
+    """Each view is checked against the views it overlaps most, and those that overlap it."""
+    index = {r["name"]: i for i, r in enumerate(records)}
+    partners: dict[int, set[int]] = {i: set() for i in range(len(records))}
+    for i, record in enumerate(records):
+        for name in record["overlapping"][:limit]:
+            j = index.get(name)
+            if j is not None and j != i:
+                partners[i].add(j)
+                partners[j].add(i)
+    return {i: sorted(js) for i, js in partners.items()}
+
+
+def _voxel_size(views: list[DepthView], pixels: float) -> float:
+    """A pixel's footprint at the median depth, in scene units: scale-free voxel sizes."""
+    if pixels <= 0:
+        return 0.0
+    footprints = []
+    for view in views:
+        depth = view.depth[view.depth > 0]
+        if len(depth):
+            footprints.append(float(depth.median()) / float(view.camera.k[0, 0]))
+    return pixels * float(np.median(footprints)) if footprints else 0.0

@@ -1,0 +1,152 @@
+"""A synthetic capture with known answers: a textured object rendered from known cameras.
+
+Tests and benchmarks measure real accuracy on it: the ground-truth mesh and cameras are
+written next to the photos. Rendering is open3d ray casting with Lambertian shading under a
+fixed world light, so the object looks the same from every view (as photo-consistency assumes),
+and a procedural high-frequency albedo gives SIFT and stereo something to match.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import open3d as o3d
+from scipy.ndimage import map_coordinates
+
+
+
+@dataclass(frozen=True)
+class SyntheticCapture:
+    capture: Path  # photos + K.txt: what a user would hand photoforge
+    mesh: Path  # ground-truth surface (PLY)
+    cameras: Path  # ground-truth cameras (Strecha .camera files)
+    object_size: float  # bounding-box diagonal of the object
+
+
+def blob_mesh(resolution: int = 160) -> o3d.geometry.TriangleMesh:
+    """A unit sphere with smooth bumps: every part visible from a ring of views above and below."""
+    mesh = o3d.geometry.TriangleMesh.create_sphere(radius=1.0, resolution=resolution)
+    v = np.asarray(mesh.vertices)
+    theta = np.arctan2(v[:, 1], v[:, 0])
+    phi = np.arccos(np.clip(v[:, 2], -1, 1))
+    radius = 1.0 + 0.15 * np.sin(3 * theta) * np.sin(2 * phi) + 0.08 * np.cos(5 * phi)
+    mesh.vertices = o3d.utility.Vector3dVector(v * radius[:, None])
+    mesh.compute_vertex_normals()
+    return mesh
+
+
+class ValueNoise3D:
+    """Multi-octave 3D value noise: a deterministic albedo defined everywhere on the surface."""
+
+    def __init__(self, seed: int, frequencies: tuple[float, ...] = (4.0, 9.0, 19.0, 40.0)) -> None:
+        rng = np.random.default_rng(seed)
+        self.frequencies = frequencies
+        self.grids = [rng.random((int(f * 2.6) + 3,) * 3 + (3,)).astype(np.float32) for f in frequencies]
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        colour = np.zeros((len(points), 3), np.float32)
+        weight_sum = 0.0
+        for octave, (freq, grid) in enumerate(zip(self.frequencies, self.grids, strict=True)):
+            weight = 0.85**octave  # strong fine detail: features and stereo windows need it
+            colour += weight * _trilinear(grid, (points + 1.3) * freq)
+            weight_sum += weight
+        colour /= weight_sum
+        # A fixed contrast stretch (never a per-image one: every view must see the same albedo).
+        return np.clip(0.5 + (colour - 0.5) * 3.0, 0, 1)
+
+
+def _trilinear(grid: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    size = np.array(grid.shape[:3]) - 1
+    coords = np.clip(coords, 0, size - 1e-4).T
+    return np.stack([map_coordinates(grid[..., c], coords, order=1) for c in range(grid.shape[3])], axis=1)
+
+
+def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """World-to-camera rotation (OpenCV axes: x right, y down, z forward)."""
+    forward = target - centre
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    return np.stack([right, down, forward])
+
+
+def ring_cameras(count: int, distance: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(R world-to-camera, centre) for views on three interleaved rings: above, level, below."""
+    cameras = []
+    up = np.array([0.0, 0.0, 1.0])
+    for i in range(count):
+        elevation = math.radians((40, 5, -30)[i % 3])
+        azimuth = 2 * math.pi * i / count
+        centre = distance * np.array(
+            [math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation)]
+        )
+        cameras.append((look_at(centre, np.zeros(3), up), centre))
+    return cameras
+
+
+def render(
+    scene: o3d.t.geometry.RaycastingScene,
+    albedo: ValueNoise3D,
+    k: np.ndarray,
+    rotation: np.ndarray,
+    centre: np.ndarray,
+    width: int,
+    height: int,
+    supersample: int = 2,
+) -> np.ndarray:
+    """An RGB photo of the object: Lambertian under a fixed light plus ambient, grey background."""
+    s = supersample
+    u, v = np.meshgrid(np.arange(width * s) + 0.5, np.arange(height * s) + 0.5)
+    pixels = np.stack([u / s, v / s, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    directions = (pixels @ np.linalg.inv(k).T) @ rotation  # camera rays rotated to world
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    rays = np.concatenate([np.broadcast_to(centre, directions.shape), directions], axis=1).astype(np.float32)
+    hits = scene.cast_rays(o3d.core.Tensor(rays))
+    t_hit = hits["t_hit"].numpy()
+    hit = np.isfinite(t_hit)
+    image = np.full((len(rays), 3), 0.16, np.float32)
+    points = rays[hit, :3] + t_hit[hit, None] * rays[hit, 3:]
+    normals = hits["primitive_normals"].numpy()[hit]
+    light = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
+    shade = 0.45 + 0.55 * np.clip(np.abs(normals @ light), 0, 1)
+    image[hit] = albedo(points) * shade[:, None]
+    image = image.reshape(height * s, width * s, 3)
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_strecha_camera(path: Path, k: np.ndarray, rotation: np.ndarray, centre: np.ndarray, size: tuple) -> None:
+    rows = [*(" ".join(f"{x:.9g}" for x in r) for r in k), "0 0 0"]
+    rows += [" ".join(f"{x:.9g}" for x in r) for r in rotation.T]  # camera-to-world
+    rows += [" ".join(f"{x:.9g}" for x in centre), f"{size[0]} {size[1]}"]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def make_capture(
+    root: Path, views: int = 20, width: int = 640, height: int = 480, focal: float = 620.0, seed: int = 0
+) -> SyntheticCapture:
+    """Render the blob from `views` known cameras into root/capture (PNG + K.txt) and root/truth."""
+    capture = root / "capture"
+    truth = root / "truth"
+    (capture / "images").mkdir(parents=True, exist_ok=True)
+    (truth / "gt_cameras").mkdir(parents=True, exist_ok=True)
+    mesh = blob_mesh()
+    o3d.io.write_triangle_mesh(str(truth / "mesh.ply"), mesh)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
+    albedo = ValueNoise3D(seed)
+    k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    np.savetxt(capture / "K.txt", k, fmt="%.6f")
+    for i, (rotation, centre) in enumerate(ring_cameras(views, distance=3.6)):
+        name = f"view_{i:03d}.png"
+        rgb = render(scene, albedo, k, rotation, centre, width, height)
+        cv2.imwrite(str(capture / "images" / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        write_strecha_camera(truth / "gt_cameras" / f"{name}.camera", k, rotation, centre, (width, height))
+    bbox = mesh.get_axis_aligned_bounding_box()
+    size = float(np.linalg.norm(bbox.get_max_bound() - bbox.get_min_bound()))
+    return SyntheticCapture(capture, truth / "mesh.ply", truth / "gt_cameras", size)

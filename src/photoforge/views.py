@@ -1,0 +1,123 @@
+"""Registered views of a (pinhole, undistorted) COLMAP model as plain numpy cameras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pycolmap
+
+
+@dataclass
+class View:
+    index: int
+    name: str  # image name in the model (relative to the images dir)
+    k: np.ndarray  # 3x3 intrinsics at (width, height)
+    rotation: np.ndarray  # world-to-camera
+    translation: np.ndarray  # world-to-camera
+    width: int
+    height: int
+    point_ids: np.ndarray = field(repr=False)  # ids of the sparse points it observes
+
+    @property
+    def centre(self) -> np.ndarray:
+        return -self.rotation.T @ self.translation
+
+    def scaled(self, width: int, height: int) -> View:
+        sx, sy = width / self.width, height / self.height
+        k = np.diag([sx, sy, 1.0]) @ self.k
+        return View(self.index, self.name, k, self.rotation, self.translation, width, height, self.point_ids)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "k": self.k.tolist(),
+            "rotation": self.rotation.tolist(),
+            "translation": self.translation.tolist(),
+            "width": self.width,
+            "height": self.height,
+        }
+
+    @classmethod
+    def from_json(cls, index: int, data: dict) -> View:
+        return cls(
+            index,
+            data["name"],
+            np.array(data["k"]),
+            np.array(data["rotation"]),
+            np.array(data["translation"]),
+            int(data["width"]),
+            int(data["height"]),
+            np.zeros(0, np.int64),
+        )
+
+
+def load_views(model: pycolmap.Reconstruction) -> tuple[list[View], dict[int, np.ndarray]]:
+    """Views in name order, and the sparse points' world positions by id."""
+    views = []
+    for index, image_id in enumerate(sorted(model.reg_image_ids(), key=lambda i: model.image(i).name)):
+        image = model.image(image_id)
+        camera = model.camera(image.camera_id)
+        pose = image.cam_from_world()
+        ids = np.array([p.point3D_id for p in image.points2D if p.has_point3D()], np.int64)
+        views.append(
+            View(
+                index,
+                image.name,
+                np.asarray(camera.calibration_matrix(), float),
+                np.asarray(pose.rotation.matrix(), float),
+                np.asarray(pose.translation, float),
+                camera.width,
+                camera.height,
+                ids,
+            )
+        )
+    points = {pid: np.asarray(p.xyz, float) for pid, p in model.points3D.items()}
+    return views, points
+
+
+def depth_range(view: View, points: dict[int, np.ndarray], margin: float = 0.15) -> tuple[float, float] | None:
+    """Robust near/far depths of the sparse points the view sees, widened by a margin."""
+    if len(view.point_ids) < 10:
+        return None
+    xyz = np.stack([points[i] for i in view.point_ids if i in points])
+    depths = (xyz @ view.rotation.T + view.translation)[:, 2]
+    depths = depths[depths > 0]
+    if len(depths) < 10:
+        return None
+    near, far = np.percentile(depths, [1, 99])
+    return float(near * (1 - margin)), float(far * (1 + margin))
+
+
+def rank_neighbours(
+    views: list[View], points: dict[int, np.ndarray], min_angle_deg: float = 1.0
+) -> dict[int, list[int]]:
+    """For each view, every other view that shares points with it, best stereo partner first.
+
+    MVSNet's score: the sum over shared points of a Gaussian in the triangulation angle
+    around 5 degrees (narrower below it, wider above), so tiny baselines and wide ones lose.
+    """
+    sets = [set(v.point_ids.tolist()) for v in views]
+    result: dict[int, list[int]] = {}
+    for i, ref in enumerate(views):
+        scores = []
+        for j, src in enumerate(views):
+            if i == j:
+                continue
+            shared = sets[i] & sets[j]
+            if not shared:
+                continue
+            xyz = np.stack([points[p] for p in shared if p in points])
+            a = ref.centre - xyz
+            b = src.centre - xyz
+            cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+            angles = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+            sigma = np.where(angles <= 5.0, 1.0, 10.0)
+            weights = np.exp(-((angles - 5.0) ** 2) / (2 * sigma**2))
+            if np.median(angles) < min_angle_deg:
+                continue
+            scores.append((float(weights.sum()), j))
+        scores.sort(reverse=True)
+        result[i] = [j for score, j in scores if score > 0]
+    return result
