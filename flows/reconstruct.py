@@ -15,6 +15,8 @@ from photoforge.presets import STAGE_ORDER, load_preset
 from photoforge.stage import StageResult
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
+from tasks.depth import depth
+from tasks.fusion import fusion
 from tasks.ingest import ingest
 from tasks.poses import poses
 
@@ -55,7 +57,9 @@ def reconstruct(
 
     with run:
         frames = run.stage(ingest, store=store, capture=str(Path(capture).resolve()), params=cfg.ingest)
-        run.stage(poses, store=store, frames=frames, params=cfg.poses)
+        sparse = run.stage(poses, store=store, frames=frames, params=cfg.poses)
+        depth_maps = run.stage(depth, store=store, frames=frames, sparse=sparse, params=cfg.depth)
+        run.stage(fusion, store=store, depth=depth_maps, params=cfg.fusion)
 
     return run.summary.model_dump(mode="json")
 

@@ -29,6 +29,11 @@ if [ -f "$stamp" ] && cmp -s pyproject.toml "$stamp"; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# torch first, pinned: an open range would pull the newest CUDA build (several GB). Here 2.13.0 is
+# the CPU wheel; on a GPU machine install your CUDA torch beforehand (or set PHOTOFORGE_TORCH).
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install -q "${PHOTOFORGE_TORCH:-torch==2.13.0}"
+fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 cp pyproject.toml "$stamp"
 echo "setup: photoforge installed in .venv ($(.venv/bin/photoforge --help >/dev/null && echo ok))"

@@ -18,7 +18,10 @@ from conftest import textured_rgb, write_jpeg
 from flows import cli, prefect_env
 
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
-FAST = ["--preset", "preview", "--set", "ingest.max_size=480", "--set", "poses.max_features=2048"]
+FAST = [
+    *("--preset", "preview", "--set", "ingest.max_size=480", "--set", "poses.max_features=2048"),
+    *("--set", "depth.max_size=320", "--set", "depth.planes=32"),
+]
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -94,7 +97,9 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     first = subprocess.run([*command, "--json", str(tmp_path / "1.json")], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     summary = json.loads((tmp_path / "1.json").read_text())
-    assert [(r["stage"], r["status"]) for r in summary["stages"]] == [("ingest", "ran"), ("poses", "ran")]
+    assert [(r["stage"], r["status"]) for r in summary["stages"]] == [
+        ("ingest", "ran"), ("poses", "ran"), ("depth", "ran"), ("fusion", "ran")
+    ]  # fmt: skip
     assert summary["stages"][1]["metrics"]["registered"] == 6
     assert "registering frames" in first.stderr  # progress while it works
     assert (workspace / ".prefect" / "prefect.db").is_file()
@@ -103,7 +108,8 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     assert second.returncode == 0, second.stderr + second.stdout
     assert "nothing changed: no stage executed" in second.stdout
     again = json.loads((tmp_path / "2.json").read_text())
-    assert [r["status"] for r in again["stages"]] == ["cached", "cached"]
+    assert [r["status"] for r in again["stages"]] == ["cached"] * 4
+    assert Path(again["stages"][3]["path"], "fused.ply").is_file()
 
     _ui_shows_runs(workspace, env, expected_runs=2)
 
@@ -147,7 +153,7 @@ def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int) -> 
         assert len(flow_runs) == expected_runs
         assert all(run["state_name"] == "Completed" for run in flow_runs)
         task_states = sorted(run["state_name"] for run in _post_json(f"{base}/task_runs/filter"))
-        assert task_states == ["Cached", "Cached", "Completed", "Completed"]
+        assert task_states == ["Cached"] * 4 + ["Completed"] * 4
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         try:

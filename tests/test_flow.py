@@ -11,7 +11,8 @@ from conftest import textured_rgb, write_jpeg
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-FAST = {"ingest.max_size": 480, "poses.max_features": 2048}
+FAST = {"ingest.max_size": 480, "poses.max_features": 2048, "depth.max_size": 320, "depth.planes": 32}
+ALL = ("ingest", "poses", "depth", "fusion")
 
 
 def _run(capture: Path, workspace: Path, **overrides: Any) -> dict[str, Any]:
@@ -38,27 +39,31 @@ def _prefect_task_states(flow_run_id: str) -> dict[str, str]:
 def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     first = _run(sample_subset, workspace)
-    assert _statuses(first) == {"ingest": "ran", "poses": "ran"}
+    assert _statuses(first) == dict.fromkeys(ALL, "ran")
     assert first["stages"][1]["metrics"]["registered"] == 6
+    assert first["stages"][3]["metrics"]["points"] > 10_000
 
     second = _run(sample_subset, workspace)
-    assert _statuses(second) == {"ingest": "cached", "poses": "cached"}
-    assert _prefect_task_states(second["flow_run_id"]) == {"ingest": "Cached", "poses": "Cached"}
+    assert _statuses(second) == dict.fromkeys(ALL, "cached")
+    assert _prefect_task_states(second["flow_run_id"]) == dict.fromkeys(ALL, "Cached")
     assert [r["path"] for r in second["stages"]] == [r["path"] for r in first["stages"]]
 
+    fusion_only = _run(sample_subset, workspace, **{"fusion.voxel_size_px": 3.0})
+    assert _statuses(fusion_only) == {"ingest": "cached", "poses": "cached", "depth": "cached", "fusion": "ran"}
+
     changed = _run(sample_subset, workspace, **{"poses.max_features": 1500})
-    assert _statuses(changed) == {"ingest": "cached", "poses": "ran"}
+    assert _statuses(changed) == {"ingest": "cached", "poses": "ran", "depth": "ran", "fusion": "ran"}
     assert changed["stages"][1]["path"] != first["stages"][1]["path"]
 
-    shutil.rmtree(first["stages"][1]["path"])
+    shutil.rmtree(first["stages"][2]["path"])
     recomputed = _run(sample_subset, workspace)
-    assert _statuses(recomputed) == {"ingest": "cached", "poses": "ran"}
-    assert Path(recomputed["stages"][1]["path"], "manifest.json").is_file()
+    assert _statuses(recomputed) == {"ingest": "cached", "poses": "cached", "depth": "ran", "fusion": "cached"}
+    assert Path(recomputed["stages"][2]["path"], "manifest.json").is_file()
 
     copied = tmp_path / "elsewhere" / "renamed-capture"
     shutil.copytree(sample_subset, copied)
     moved = _run(copied, workspace)
-    assert _statuses(moved) == {"ingest": "cached", "poses": "cached"}
+    assert _statuses(moved) == dict.fromkeys(ALL, "cached")
 
 
 def test_changed_photo_reruns_everything(sample_subset: Path, tmp_path: Path) -> None:
@@ -67,7 +72,7 @@ def test_changed_photo_reruns_everything(sample_subset: Path, tmp_path: Path) ->
     photo = sorted((sample_subset / "images").glob("*.jpg"))[0]
     photo.write_bytes(photo.read_bytes() + b"\x00")  # same image, different bytes
     again = _run(sample_subset, workspace, **{"ingest.max_size": 400})
-    assert _statuses(again) == {"ingest": "ran", "poses": "ran"}
+    assert _statuses(again) == dict.fromkeys(ALL, "ran")
 
 
 def test_until_stops_after_the_stage(sample_subset: Path, tmp_path: Path) -> None:

@@ -45,7 +45,9 @@ def observed_surface_samples(
     return samples[seen >= min_views]
 
 
-def surface_scores(points: np.ndarray, mesh: o3d.geometry.TriangleMesh, samples: np.ndarray, threshold: float) -> SurfaceScores:
+def surface_scores(
+    points: np.ndarray, mesh: o3d.geometry.TriangleMesh, samples: np.ndarray, threshold: float
+) -> SurfaceScores:
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
     to_surface = scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()

@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from photoforge.errors import ConfigError
+from photoforge.stages.depth import DepthParams
+from photoforge.stages.fusion import FusionParams
 from photoforge.stages.ingest import IngestParams
 from photoforge.stages.poses import PosesParams
 
@@ -24,6 +26,8 @@ class PipelineConfig(BaseModel):
 
     ingest: IngestParams
     poses: PosesParams
+    depth: DepthParams
+    fusion: FusionParams
 
 
 STAGE_ORDER: tuple[str, ...] = tuple(PipelineConfig.model_fields)

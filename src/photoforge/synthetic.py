@@ -18,7 +18,6 @@ import open3d as o3d
 from scipy.ndimage import map_coordinates
 
 
-
 @dataclass(frozen=True)
 class SyntheticCapture:
     capture: Path  # photos + K.txt: what a user would hand photoforge

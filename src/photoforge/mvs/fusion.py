@@ -107,10 +107,13 @@ def fuse(
             r_np, c_np = rows[keep].numpy(), cols[keep].numpy()
             xyz_parts.append(mean.numpy())
             rgb_parts.append(ref.color[r_np, c_np])
-            normal_parts.append(ref.normal[r_np, c_np].astype(np.float64) @ ref.camera.rotation)  # to world
+            normals = ref.normal[r_np, c_np].astype(np.float64) @ ref.camera.rotation  # to world
+            missing = np.linalg.norm(normals, axis=1) < 0.5  # at depth edges: face the camera instead
+            if missing.any():
+                towards = ref.camera.centre - mean.numpy()[missing]
+                normals[missing] = towards / np.linalg.norm(towards, axis=1, keepdims=True)
+            normal_parts.append(normals)
         progress(i + 1, len(views), f"{ref.camera.name}: {kept} consistent points")
     if not xyz_parts:
         return FusedPoints(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros((0, 3)), counts)
-    return FusedPoints(
-        np.concatenate(xyz_parts), np.concatenate(rgb_parts), np.concatenate(normal_parts), counts
-    )
+    return FusedPoints(np.concatenate(xyz_parts), np.concatenate(rgb_parts), np.concatenate(normal_parts), counts)

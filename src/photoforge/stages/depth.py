@@ -65,7 +65,11 @@ def key_inputs(frames: StageResult, sparse: StageResult) -> dict[str, Any]:
 
 
 def execute(
-    store: ArtefactStore, frames: StageResult, sparse: StageResult, params: DepthParams, progress: Progress = no_progress
+    store: ArtefactStore,
+    frames: StageResult,
+    sparse: StageResult,
+    params: DepthParams,
+    progress: Progress = no_progress,
 ) -> StageResult:
     return STAGE.execute(
         store, params, key_inputs(frames, sparse), lambda out: run(frames.dir, sparse.dir, out, params, progress)
@@ -233,8 +237,7 @@ def _sweep_view(
     except torch.cuda.OutOfMemoryError as exc:
         raise StageError(
             "depth",
-            f"out of GPU memory on {view.name}: lower depth.max_size or depth.planes, "
-            "or --set depth.torch_device=cpu",
+            f"out of GPU memory on {view.name}: lower depth.max_size or depth.planes, or --set depth.torch_device=cpu",
         ) from exc
     depth = depth_t.cpu().numpy()
     confidence = conf_t.cpu().numpy()
@@ -242,9 +245,7 @@ def _sweep_view(
     return depth, normals_from_depth(depth, scaled.k), confidence, scaled
 
 
-def _colmap_view(
-    workspace: Path, view: View, images: _ImageCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, View]:
+def _colmap_view(workspace: Path, view: View, images: _ImageCache) -> tuple[np.ndarray, np.ndarray, np.ndarray, View]:
     depth, normal = colmap_stereo.geometric_maps(workspace, view.name)
     height, width = depth.shape
     color = images.color(view.name)

@@ -28,9 +28,7 @@ class FusionParams(StageParams):
     reprojection_px: float = Field(1.0, gt=0.0, description="forward-backward reprojection error that agrees")
     min_confidence: float = Field(-1.0, ge=-1.0, le=1.0, description="drop depths below this confidence first")
     max_partners: int = Field(12, ge=1, description="views each view's points are checked against (most overlap)")
-    voxel_size_px: float = Field(
-        1.0, ge=0.0, description="voxel downsampling at this many pixel footprints (0: off)"
-    )
+    voxel_size_px: float = Field(1.0, ge=0.0, description="voxel downsampling at this many pixel footprints (0: off)")
     outlier_neighbours: int = Field(20, ge=0, description="statistical outlier removal neighbours (0: off)")
     outlier_std_ratio: float = Field(2.0, gt=0.0, description="statistical outlier removal threshold")
 
@@ -39,7 +37,9 @@ def key_inputs(depth: StageResult) -> dict[str, Any]:
     return {"depth": depth.key}
 
 
-def execute(store: ArtefactStore, depth: StageResult, params: FusionParams, progress: Progress = no_progress) -> StageResult:
+def execute(
+    store: ArtefactStore, depth: StageResult, params: FusionParams, progress: Progress = no_progress
+) -> StageResult:
     return STAGE.execute(store, params, key_inputs(depth), lambda out: run(depth.dir, out, params, progress))
 
 

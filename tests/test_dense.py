@@ -1,0 +1,148 @@
+"""Dense depth and fusion on the synthetic capture: accuracy against the true surface, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import pycolmap
+import pytest
+from plyfile import PlyData
+
+from photoforge.errors import StageError
+from photoforge.evaluation import read_strecha_dir
+from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
+from photoforge.pointcloud import read_ply
+from photoforge.presets import load_preset
+from photoforge.stages import depth, fusion, ingest, poses
+from photoforge.stages.depth import DEPTH_JSON, load_depth_views
+from photoforge.stages.fusion import FUSED_PLY
+from photoforge.store import ArtefactStore
+from photoforge.synthetic import SyntheticCapture
+from photoforge.views import View
+
+SMALL = {"ingest.max_size": 480, "depth.max_size": 480}
+
+
+@pytest.fixture(scope="module")
+def dense_run(synthetic: SyntheticCapture, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """ingest -> poses -> depth (cpu) -> fusion on the synthetic capture, standard preset, small size."""
+    cfg = load_preset("standard", {**SMALL, "depth.backend": "cpu"})
+    store = ArtefactStore(tmp_path_factory.mktemp("ws"), "synthetic")
+    frames = ingest.execute(store, synthetic.capture, cfg.ingest)
+    sparse = poses.execute(store, frames, cfg.poses)
+    depth_maps = depth.execute(store, frames, sparse, cfg.depth)
+    cloud = fusion.execute(store, depth_maps, cfg.fusion)
+    return {"store": store, "frames": frames, "sparse": sparse, "depth": depth_maps, "fusion": cloud, "cfg": cfg}
+
+
+def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]
+    truth = read_strecha_dir(synthetic.cameras)
+    estimated, true = [], []
+    for record in load_depth_views(depth_dir):
+        estimated.append(View.from_json(0, record["camera"]).centre)
+        true.append(truth[Path(record["name"]).name.removesuffix(".jpg")].centre)
+    transform = similarity_to_truth(np.array(estimated), np.array(true))
+    xyz, _, _ = read_ply(ply)
+    aligned = xyz @ transform[:3, :3].T + transform[:3, 3]
+    mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))
+    samples = observed_surface_samples(mesh, np.array(true), count=100_000)
+    return surface_scores(aligned, mesh, samples, fraction * synthetic.object_size)
+
+
+def test_cpu_backend_fused_cloud_matches_the_true_surface(synthetic: SyntheticCapture, dense_run: dict) -> None:
+    assert dense_run["depth"].metrics["backend"] == "cpu"
+    assert dense_run["depth"].metrics["usable_views"] == 20
+    scores = _scores(synthetic, dense_run["depth"].dir, dense_run["fusion"].dir / FUSED_PLY, 0.005)
+    assert scores.precision > 0.95, scores
+    assert scores.fscore >= 0.9, scores
+    assert scores.accuracy_mean < 0.002 * synthetic.object_size, scores
+
+
+def test_depth_artefacts_per_view(dense_run: dict) -> None:
+    depth_dir = dense_run["depth"].dir
+    records = json.loads((depth_dir / DEPTH_JSON).read_text())["views"]
+    assert len(records) == 20
+    record = records[0]
+    with np.load(depth_dir / record["map"]) as maps:
+        assert maps["depth"].dtype == np.float32 and maps["depth"].shape == (360, 480)
+        assert maps["normal"].shape == (360, 480, 3) and maps["confidence"].shape == (360, 480)
+        assert 0.2 < (maps["depth"] > 0).mean() < 0.6  # the blob covers about 40% of the frame
+    assert (depth_dir / record["preview"]).stat().st_size > 1000
+    assert (depth_dir / "undistorted" / "sparse" / "cameras.bin").is_file()
+    assert len(record["neighbours"]) == 4
+
+
+def test_fused_ply_is_standard_binary_ply(dense_run: dict) -> None:
+    ply = PlyData.read(str(dense_run["fusion"].dir / FUSED_PLY))
+    assert not ply.text
+    vertex = ply["vertex"]
+    types = {p.name: p.val_dtype for p in vertex.properties}
+    assert types == {
+        "x": "f4", "y": "f4", "z": "f4", "nx": "f4", "ny": "f4", "nz": "f4", "red": "u1", "green": "u1", "blue": "u1"
+    }  # fmt: skip
+    assert vertex.count == dense_run["fusion"].metrics["points"] > 50_000
+    cloud = o3d.io.read_point_cloud(str(dense_run["fusion"].dir / FUSED_PLY))
+    assert len(cloud.points) == vertex.count and cloud.has_colors() and cloud.has_normals()
+    normals = np.stack([vertex["nx"], vertex["ny"], vertex["nz"]], axis=1)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-3)
+
+
+def test_stricter_consistency_keeps_fewer_points(dense_run: dict, tmp_path: Path) -> None:
+    params = dense_run["cfg"].fusion.model_copy(update={"min_consistent_views": 4})
+    metrics = fusion.run(dense_run["depth"].dir, tmp_path, params)
+    assert metrics["points_before_cleanup"] < dense_run["fusion"].metrics["points_before_cleanup"]
+
+
+def test_sparse_model_too_thin_for_stereo(dense_run: dict, tmp_path: Path) -> None:
+    model = pycolmap.Reconstruction(str(dense_run["sparse"].dir / "sparse"))
+    for point_id in list(model.point3D_ids()):
+        model.delete_point3D(point_id)
+    thin = tmp_path / "poses"
+    (thin / "sparse").mkdir(parents=True)
+    model.write(thin / "sparse")
+    out = tmp_path / "depth"
+    out.mkdir()
+    with pytest.raises(StageError, match="0 points: stereo needs") as info:
+        depth.run(dense_run["frames"].dir, thin, out, dense_run["cfg"].depth)
+    assert info.value.stage == "depth"
+
+
+def test_no_usable_depth_names_the_views(dense_run: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    params = dense_run["cfg"].depth.model_copy(update={"min_confidence": 1.0, "planes": 8, "max_size": 120})
+    with pytest.raises(StageError, match=r"no view got usable depth.*view_000\.png\.jpg"):
+        depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+
+
+def test_view_without_neighbours_is_skipped_with_a_warning(
+    dense_run: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoforge import views as views_module
+
+    real_rank = views_module.rank_neighbours
+
+    def isolate_first(*args: object, **kwargs: object) -> dict[int, list[int]]:
+        ranked = real_rank(*args, **kwargs)  # type: ignore[arg-type]
+        ranked[0] = []
+        return ranked
+
+    monkeypatch.setattr(depth, "rank_neighbours", isolate_first)
+    params = dense_run["cfg"].depth.model_copy(update={"planes": 16, "max_size": 160})
+    with caplog.at_level(logging.WARNING, logger="photoforge"):
+        metrics = depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+    assert "has no neighbour view" in caplog.text
+    assert metrics["usable_views"] == 19 and metrics["unusable"] == ["images/view_000.png.jpg"]
+
+
+def test_cuda_backend_without_cuda_is_a_clear_error(dense_run: dict, tmp_path: Path) -> None:
+    if pycolmap.has_cuda:
+        pytest.skip("this pycolmap has CUDA")
+    params = dense_run["cfg"].depth.model_copy(update={"backend": "cuda"})
+    with pytest.raises(StageError, match="pycolmap-cuda12"):
+        depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+    assert not any(tmp_path.iterdir())
+    shutil.rmtree(tmp_path)

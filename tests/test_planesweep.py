@@ -1,0 +1,66 @@
+"""The plane sweep, the depth-map helpers and COLMAP's array format on small known scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import textured_rgb
+
+from photoforge.mvs.colmap_stereo import read_array
+from photoforge.mvs.depthmaps import normals_from_depth
+from photoforge.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+
+K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
+
+
+def _render_plane(texture: np.ndarray, depth: float, shift_x: float) -> np.ndarray:
+    """A fronto-parallel textured plane at `depth` seen by a camera moved `shift_x` to the right."""
+    h, w = 120, 160
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x = (u - K[0, 2]) / K[0, 0] * depth + shift_x  # plane point under each pixel
+    y = (v - K[1, 2]) / K[1, 1] * depth
+    tu = np.clip((x / depth * K[0, 0] + K[0, 2]) * 2, 0, texture.shape[1] - 1)
+    tv = np.clip((y / depth * K[1, 1] + K[1, 2]) * 2, 0, texture.shape[0] - 1)
+    import cv2
+
+    return cv2.remap(texture, tu.astype(np.float32) - 0.5, tv.astype(np.float32) - 0.5, cv2.INTER_LINEAR)
+
+
+def test_plane_sweep_recovers_a_known_plane() -> None:
+    texture = textured_rgb(5, 640, 480)[..., 1].astype(np.float32)
+    true_depth = 2.0
+    ref = _render_plane(texture, true_depth, 0.0)
+    sources = []
+    for shift in (0.15, -0.15):
+        img = _render_plane(texture, true_depth, shift)
+        # source camera = reference moved by `shift` along x: X_src = X_ref - (shift, 0, 0)
+        sources.append(SourceView(torch.from_numpy(img), K, np.eye(3), np.array([-shift, 0.0, 0.0])))
+    depth, confidence = plane_sweep(
+        torch.from_numpy(ref), K, sources, near=1.0, far=4.0, settings=SweepSettings(planes=64, window=7)
+    )
+    inner = (slice(20, 100), slice(40, 120))  # away from borders the shifted views do not cover
+    d = depth.numpy()[inner]
+    assert np.median(np.abs(d - true_depth)) / true_depth < 0.005
+    assert (np.abs(d - true_depth) / true_depth < 0.02).mean() > 0.95
+    assert confidence.numpy()[inner].mean() > 0.8
+
+
+def test_normals_of_a_tilted_plane_face_the_camera() -> None:
+    h, w = 60, 80
+    u, _ = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    # plane z = 2 + 0.5 x  ->  normal ~ (0.5, 0, -1) normalised, facing the camera (negative z)
+    depth = 2.0 / (1 - 0.5 * (u - K[0, 2]) / K[0, 0])
+    normal = normals_from_depth(depth.astype(np.float32), K)[10:-10, 10:-10]
+    expected = np.array([0.5, 0.0, -1.0]) / np.linalg.norm([0.5, 0.0, -1.0])
+    assert np.allclose(normal.reshape(-1, 3).mean(0), expected, atol=1e-3)
+
+
+def test_colmap_array_reader(tmp_path: Path) -> None:
+    array = np.arange(2 * 3 * 4, dtype=np.float32).reshape(3, 4, 2)  # H x W x C
+    path = tmp_path / "a.bin"
+    with open(path, "wb") as f:
+        f.write(b"4&3&2&")
+        f.write(np.transpose(array, (2, 0, 1)).astype(np.float32).tobytes())  # planar, as COLMAP writes
+    assert np.array_equal(read_array(path), array)
