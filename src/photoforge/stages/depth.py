@@ -120,7 +120,14 @@ def run(
     (out / MAPS_DIR).mkdir()
     (out / PREVIEWS_DIR).mkdir()
     if backend == "cuda":
-        colmap_stereo.run_patch_match(workspace, params.max_size, params.window // 2, min_consistent=2)
+        try:
+            colmap_stereo.run_patch_match(workspace, params.max_size, params.window // 2, min_consistent=2)
+        except (RuntimeError, ValueError) as exc:  # CUDA errors, out of GPU memory included
+            raise StageError(
+                "depth",
+                f"COLMAP PatchMatch failed: {exc}; lower depth.max_size, or --set depth.backend=cpu",
+                workspace,
+            ) from exc
 
     device = torch_device(params)
     records = []
