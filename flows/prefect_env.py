@@ -19,6 +19,7 @@ def configure(workspace: Path, verbose: bool = False) -> Path | None:
     if not verbose:
         # photoforge prints its own progress and errors; Prefect's console lines would repeat them.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_INTERNAL_LOGGING_LEVEL", "CRITICAL")
     if "PREFECT_API_URL" in os.environ or "PREFECT_HOME" in os.environ:
         return None
     home = (workspace / ".prefect").resolve()

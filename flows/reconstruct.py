@@ -13,12 +13,17 @@ from prefect.states import State
 from photoforge.errors import PhotoforgeError, StageError
 from photoforge.presets import STAGE_ORDER, load_preset
 from photoforge.stage import StageResult
+from photoforge.stages.export import publish
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
+from tasks.bake import bake
 from tasks.depth import depth
+from tasks.export import export
 from tasks.fusion import fusion
 from tasks.ingest import ingest
+from tasks.mesh import mesh
 from tasks.poses import poses
+from tasks.uv import uv
 
 DEFAULT_WORKSPACE = "workspace"
 
@@ -55,11 +60,20 @@ def reconstruct(
         RunSummary(capture=capture, preset=preset, overrides=overrides or {}, workspace=str(store.root)), until
     )
 
+    source = str(Path(capture).resolve())
     with run:
-        frames = run.stage(ingest, store=store, capture=str(Path(capture).resolve()), params=cfg.ingest)
+        frames = run.stage(ingest, store=store, capture=source, params=cfg.ingest)
         sparse = run.stage(poses, store=store, frames=frames, params=cfg.poses)
         depth_maps = run.stage(depth, store=store, frames=frames, sparse=sparse, params=cfg.depth)
-        run.stage(fusion, store=store, depth=depth_maps, params=cfg.fusion)
+        cloud = run.stage(fusion, store=store, depth=depth_maps, params=cfg.fusion)
+        surface = run.stage(mesh, store=store, cloud=cloud, depth=depth_maps, params=cfg.mesh)
+        atlas = run.stage(uv, store=store, mesh=surface, params=cfg.uv)
+        texture = run.stage(
+            bake, store=store, capture=source, frames=frames, sparse=sparse, depth=depth_maps, mesh=surface,
+            uv=atlas, params=cfg.bake,
+        )  # fmt: skip
+        asset = run.stage(export, store=store, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
+        run.summary.outputs = str(publish(asset, store.outputs_dir()))
 
     return run.summary.model_dump(mode="json")
 

@@ -23,6 +23,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Node tools (the Khronos glTF-Validator): node from Debian if missing, the package from the npm registry.
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+if command -v npm >/dev/null 2>&1 && [ ! -d tools/node_modules/gltf-validator ]; then
+  (cd tools && npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund)
+fi
+
 stamp=.venv/.photoforge-installed
 if [ -f "$stamp" ] && cmp -s pyproject.toml "$stamp"; then
   exit 0

@@ -64,3 +64,21 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     from photoforge.synthetic import make_capture
 
     return make_capture(tmp_path_factory.mktemp("synthetic"), views=20, width=480, height=360, focal=465.0)
+
+
+@pytest.fixture(scope="session")
+def dense_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[no-untyped-def]
+    """ingest -> poses -> depth (cpu) -> fusion on the synthetic capture: standard preset, small sizes."""
+    from photoforge.presets import load_preset
+    from photoforge.stages import depth, fusion, ingest, poses
+    from photoforge.store import ArtefactStore
+
+    overrides = {"ingest.max_size": 480, "depth.max_size": 480, "depth.backend": "cpu"}
+    overrides |= {"mesh.target_faces": 30_000, "mesh.poisson_depth": 8, "uv.texture_size": 1024}
+    cfg = load_preset("standard", overrides)
+    store = ArtefactStore(tmp_path_factory.mktemp("ws"), "synthetic")
+    frames = ingest.execute(store, synthetic.capture, cfg.ingest)
+    sparse = poses.execute(store, frames, cfg.poses)
+    depth_maps = depth.execute(store, frames, sparse, cfg.depth)
+    cloud = fusion.execute(store, depth_maps, cfg.fusion)
+    return {"store": store, "frames": frames, "sparse": sparse, "depth": depth_maps, "fusion": cloud, "cfg": cfg}

@@ -20,8 +20,10 @@ from flows import cli, prefect_env
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
 FAST = [
     *("--preset", "preview", "--set", "ingest.max_size=480", "--set", "poses.max_features=2048"),
-    *("--set", "depth.max_size=320", "--set", "depth.planes=32"),
+    *("--set", "depth.max_size=320", "--set", "depth.planes=32", "--set", "mesh.poisson_depth=7"),
+    *("--set", "mesh.target_faces=8000", "--set", "uv.texture_size=512", "--set", "export.usdz=false"),
 ]
+STAGES = ["ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export"]
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -97,9 +99,8 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     first = subprocess.run([*command, "--json", str(tmp_path / "1.json")], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     summary = json.loads((tmp_path / "1.json").read_text())
-    assert [(r["stage"], r["status"]) for r in summary["stages"]] == [
-        ("ingest", "ran"), ("poses", "ran"), ("depth", "ran"), ("fusion", "ran")
-    ]  # fmt: skip
+    assert [(r["stage"], r["status"]) for r in summary["stages"]] == [(stage, "ran") for stage in STAGES]
+    assert Path(summary["outputs"], "asset.glb").is_file()
     assert summary["stages"][1]["metrics"]["registered"] == 6
     assert "registering frames" in first.stderr  # progress while it works
     assert (workspace / ".prefect" / "prefect.db").is_file()
@@ -108,7 +109,7 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     assert second.returncode == 0, second.stderr + second.stdout
     assert "nothing changed: no stage executed" in second.stdout
     again = json.loads((tmp_path / "2.json").read_text())
-    assert [r["status"] for r in again["stages"]] == ["cached"] * 4
+    assert [r["status"] for r in again["stages"]] == ["cached"] * len(STAGES)
     assert Path(again["stages"][3]["path"], "fused.ply").is_file()
 
     _ui_shows_runs(workspace, env, expected_runs=2)
@@ -153,7 +154,7 @@ def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int) -> 
         assert len(flow_runs) == expected_runs
         assert all(run["state_name"] == "Completed" for run in flow_runs)
         task_states = sorted(run["state_name"] for run in _post_json(f"{base}/task_runs/filter"))
-        assert task_states == ["Cached"] * 4 + ["Completed"] * 4
+        assert task_states == ["Cached"] * len(STAGES) + ["Completed"] * len(STAGES)
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         try:

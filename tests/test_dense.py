@@ -17,27 +17,11 @@ from photoforge.errors import StageError
 from photoforge.evaluation import read_strecha_dir
 from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
 from photoforge.pointcloud import read_ply
-from photoforge.presets import load_preset
-from photoforge.stages import depth, fusion, ingest, poses
+from photoforge.stages import depth, fusion
 from photoforge.stages.depth import DEPTH_JSON, load_depth_views
 from photoforge.stages.fusion import FUSED_PLY
-from photoforge.store import ArtefactStore
 from photoforge.synthetic import SyntheticCapture
 from photoforge.views import View
-
-SMALL = {"ingest.max_size": 480, "depth.max_size": 480}
-
-
-@pytest.fixture(scope="module")
-def dense_run(synthetic: SyntheticCapture, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """ingest -> poses -> depth (cpu) -> fusion on the synthetic capture, standard preset, small size."""
-    cfg = load_preset("standard", {**SMALL, "depth.backend": "cpu"})
-    store = ArtefactStore(tmp_path_factory.mktemp("ws"), "synthetic")
-    frames = ingest.execute(store, synthetic.capture, cfg.ingest)
-    sparse = poses.execute(store, frames, cfg.poses)
-    depth_maps = depth.execute(store, frames, sparse, cfg.depth)
-    cloud = fusion.execute(store, depth_maps, cfg.fusion)
-    return {"store": store, "frames": frames, "sparse": sparse, "depth": depth_maps, "fusion": cloud, "cfg": cfg}
 
 
 def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]

@@ -11,8 +11,12 @@ from conftest import textured_rgb, write_jpeg
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-FAST = {"ingest.max_size": 480, "poses.max_features": 2048, "depth.max_size": 320, "depth.planes": 32}
-ALL = ("ingest", "poses", "depth", "fusion")
+FAST = {
+    **{"ingest.max_size": 480, "poses.max_features": 2048, "depth.max_size": 320, "depth.planes": 32},
+    **{"mesh.poisson_depth": 7, "mesh.target_faces": 8000, "uv.texture_size": 512, "export.usdz": False},
+}
+ALL = ("ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export")
+DENSE = ("ingest", "poses", "depth", "fusion")
 
 
 def _run(capture: Path, workspace: Path, **overrides: Any) -> dict[str, Any]:
@@ -48,16 +52,21 @@ def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) 
     assert _prefect_task_states(second["flow_run_id"]) == dict.fromkeys(ALL, "Cached")
     assert [r["path"] for r in second["stages"]] == [r["path"] for r in first["stages"]]
 
+    texture_only = _run(sample_subset, workspace, **{"uv.texture_size": 256})
+    assert _statuses(texture_only) == {**dict.fromkeys(ALL, "cached"), "uv": "ran", "bake": "ran", "export": "ran"}
+    outputs = Path(texture_only["outputs"])
+    assert {"asset.glb", "asset.obj", "asset.mtl", "albedo.png"} <= {p.name for p in outputs.iterdir()}
+
     fusion_only = _run(sample_subset, workspace, **{"fusion.voxel_size_px": 3.0})
-    assert _statuses(fusion_only) == {"ingest": "cached", "poses": "cached", "depth": "cached", "fusion": "ran"}
+    assert _statuses(fusion_only) == {**dict.fromkeys(ALL, "ran"), **dict.fromkeys(DENSE[:3], "cached")}
 
     changed = _run(sample_subset, workspace, **{"poses.max_features": 1500})
-    assert _statuses(changed) == {"ingest": "cached", "poses": "ran", "depth": "ran", "fusion": "ran"}
+    assert _statuses(changed) == {**dict.fromkeys(ALL, "ran"), "ingest": "cached"}
     assert changed["stages"][1]["path"] != first["stages"][1]["path"]
 
     shutil.rmtree(first["stages"][2]["path"])
     recomputed = _run(sample_subset, workspace)
-    assert _statuses(recomputed) == {"ingest": "cached", "poses": "cached", "depth": "ran", "fusion": "cached"}
+    assert _statuses(recomputed) == {**dict.fromkeys(ALL, "cached"), "depth": "ran"}
     assert Path(recomputed["stages"][2]["path"], "manifest.json").is_file()
 
     copied = tmp_path / "elsewhere" / "renamed-capture"

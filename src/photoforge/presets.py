@@ -10,10 +10,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from photoforge.errors import ConfigError
+from photoforge.stages.bake import BakeParams
 from photoforge.stages.depth import DepthParams
+from photoforge.stages.export import ExportParams
 from photoforge.stages.fusion import FusionParams
 from photoforge.stages.ingest import IngestParams
+from photoforge.stages.mesh import MeshParams
 from photoforge.stages.poses import PosesParams
+from photoforge.stages.uv import UVParams
 
 PIPELINES_ENV = "PHOTOFORGE_PIPELINES"
 _REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines.yaml"
@@ -28,6 +32,10 @@ class PipelineConfig(BaseModel):
     poses: PosesParams
     depth: DepthParams
     fusion: FusionParams
+    mesh: MeshParams
+    uv: UVParams
+    bake: BakeParams
+    export: ExportParams
 
 
 STAGE_ORDER: tuple[str, ...] = tuple(PipelineConfig.model_fields)

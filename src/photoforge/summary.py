@@ -43,6 +43,7 @@ class RunSummary(BaseModel):
     flow_run_id: str | None = None
     status: Literal["completed", "failed"] = "completed"
     error: str | None = None
+    outputs: str | None = None  # WORKSPACE/CAPTURE/outputs when the run got that far
     stages: list[StageRow] = []
 
     def executed(self) -> list[str]:

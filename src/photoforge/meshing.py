@@ -1,0 +1,134 @@
+"""Surfaces from points or depth maps (open3d), and the one mesh clean-up every surface goes through.
+
+Later surfaces (from splats, from NeuS) reuse `cleanup`, so every asset gets the same repairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import open3d as o3d
+import pymeshlab
+
+
+@dataclass(frozen=True)
+class CleanupSettings:
+    min_component_fraction: float = 0.1  # drop components smaller than this fraction of the bbox diagonal
+    max_hole_edges: int = 100  # close holes up to this many boundary edges
+    watertight: bool = False  # close every hole
+    target_faces: int = 200_000  # quadric decimation budget
+
+
+def poisson_surface(cloud: o3d.geometry.PointCloud, depth: int, trim_quantile: float) -> o3d.geometry.TriangleMesh:
+    """Screened Poisson on an oriented cloud, low-density (unsupported) parts trimmed, cropped to the cloud."""
+    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth)
+    densities = np.asarray(densities)
+    if trim_quantile > 0 and len(densities):
+        mesh.remove_vertices_by_mask(densities < np.quantile(densities, trim_quantile))
+    bbox = cloud.get_axis_aligned_bounding_box()
+    margin = 0.02 * np.linalg.norm(bbox.get_extent())
+    bbox = o3d.geometry.AxisAlignedBoundingBox(bbox.get_min_bound() - margin, bbox.get_max_bound() + margin)
+    return mesh.crop(bbox)
+
+
+def tsdf_surface(
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], voxel: float, truncation: float
+) -> o3d.geometry.TriangleMesh:
+    """TSDF fusion of (depth, colour, K, world-to-camera 4x4) frames, marching cubes out."""
+    volume = o3d.pipelines.integration.ScalableTSDFVolume(
+        voxel_length=voxel, sdf_trunc=truncation, color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8
+    )
+    for depth, color, k, extrinsic in frames:
+        height, width = depth.shape
+        intrinsic = o3d.camera.PinholeCameraIntrinsic(width, height, k[0, 0], k[1, 1], k[0, 2] - 0.5, k[1, 2] - 0.5)
+        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
+            o3d.geometry.Image(np.ascontiguousarray(color)),
+            o3d.geometry.Image(np.ascontiguousarray(depth.astype(np.float32))),
+            depth_scale=1.0,
+            depth_trunc=float(depth.max()) * 1.01 + 1e-6,
+            convert_rgb_to_intensity=False,
+        )
+        volume.integrate(rgbd, intrinsic, extrinsic)
+    return volume.extract_triangle_mesh()
+
+
+def cleanup(vertices: np.ndarray, faces: np.ndarray, settings: CleanupSettings) -> tuple[np.ndarray, np.ndarray]:
+    """pymeshlab: floaters out, non-manifold parts repaired, holes closed, decimated, normals."""
+    ms = pymeshlab.MeshSet()
+    ms.add_mesh(pymeshlab.Mesh(vertex_matrix=vertices.astype(np.float64), face_matrix=faces.astype(np.int32)))
+    ms.meshing_remove_duplicate_vertices()
+    ms.meshing_remove_duplicate_faces()
+    ms.meshing_remove_null_faces()
+    ms.meshing_remove_unreferenced_vertices()
+    if settings.min_component_fraction > 0:
+        ms.meshing_remove_connected_component_by_diameter(
+            mincomponentdiag=pymeshlab.PercentageValue(100 * settings.min_component_fraction)
+        )
+    if ms.current_mesh().face_number() == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int32)
+    _repair_non_manifold(ms)
+    hole_size = 1_000_000 if settings.watertight else settings.max_hole_edges
+    if hole_size > 0 and ms.current_mesh().face_number() > 0:
+        # pymeshlab refuses on meshes it still finds non-manifold: then the holes stay
+        with contextlib.suppress(pymeshlab.PyMeshLabException):
+            ms.meshing_close_holes(maxholesize=hole_size, selfintersection=False, newfaceselected=False)
+        ms.set_selection_none()  # a selection would confine the decimation to it
+    if ms.current_mesh().face_number() > settings.target_faces:  # last: holes closed first add faces
+        ms.meshing_decimation_quadric_edge_collapse(
+            targetfacenum=settings.target_faces,
+            preservenormal=True,
+            preservetopology=settings.watertight,
+            planarquadric=True,
+        )
+        _repair_non_manifold(ms)
+    ms.meshing_remove_unreferenced_vertices()
+    ms.compute_normal_per_vertex()
+    mesh = ms.current_mesh()
+    return mesh.vertex_matrix(), mesh.face_matrix()
+
+
+def _repair_non_manifold(ms: pymeshlab.MeshSet) -> None:
+    for _ in range(3):
+        ms.meshing_repair_non_manifold_edges(method="Remove Faces")
+        ms.meshing_repair_non_manifold_vertices()
+        measures = ms.get_topological_measures()
+        if measures["non_two_manifold_edges"] == 0 and measures["non_two_manifold_vertices"] == 0:
+            return
+
+
+def topology(vertices: np.ndarray, faces: np.ndarray) -> dict[str, int | bool]:
+    """Manifoldness, holes and components, as pymeshlab measures them."""
+    ms = pymeshlab.MeshSet()
+    ms.add_mesh(pymeshlab.Mesh(vertex_matrix=vertices.astype(np.float64), face_matrix=faces.astype(np.int32)))
+    m = ms.get_topological_measures()
+    manifold = m["non_two_manifold_edges"] == 0 and m["non_two_manifold_vertices"] == 0
+    return {
+        "faces": len(faces),
+        "vertices": len(vertices),
+        "manifold": bool(manifold),
+        "watertight": bool(manifold and m["boundary_edges"] == 0),
+        "boundary_edges": int(m["boundary_edges"]),
+        "components": int(m["connected_components_number"]),
+    }
+
+
+def asset_frame(vertices: np.ndarray, rotations: list[np.ndarray], centres: list[np.ndarray]) -> np.ndarray:
+    """4x4 world-to-asset transform: Y up (the cameras' mean up), centred, cameras on +Z (front)."""
+    up = -np.mean([r[1] for r in rotations], axis=0)  # camera y points down in the image
+    up /= np.linalg.norm(up)
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    centre = (lo + hi) / 2
+    towards = np.mean(centres, axis=0) - centre
+    forward = towards - up * (towards @ up)
+    if np.linalg.norm(forward) < 1e-9:  # cameras straight above: any horizontal direction
+        forward = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    forward /= np.linalg.norm(forward)
+    right = np.cross(up, forward)
+    rotation = np.stack([right, up, forward])  # rows: asset x, y, z in world coordinates
+    rotated = vertices @ rotation.T
+    transform = np.eye(4)
+    transform[:3, :3] = rotation
+    transform[:3, 3] = -(rotated.min(axis=0) + rotated.max(axis=0)) / 2  # centre the asset's own bbox
+    return transform

@@ -1,0 +1,1 @@
+"""Texture baking: atlas rasterisation, photo sources, view selection, colour levelling, filling."""

@@ -1,0 +1,31 @@
+"""Prefect task for stage bake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from photoforge.stage import StageResult
+from photoforge.stages import bake as stage
+from photoforge.store import ArtefactStore
+from tasks.progress import TaskProgress
+from tasks.stage_task import stage_task
+
+
+def _key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
+    upstream = [inputs[name] for name in ("frames", "sparse", "depth", "mesh", "uv")]
+    return inputs["store"], stage.STAGE.key(inputs["params"], stage.key_inputs(*upstream))
+
+
+@stage_task(stage.STAGE, _key)
+def bake(
+    store: ArtefactStore,
+    capture: str,
+    frames: StageResult,
+    sparse: StageResult,
+    depth: StageResult,
+    mesh: StageResult,
+    uv: StageResult,
+    params: stage.BakeParams,
+) -> StageResult:
+    return stage.execute(store, Path(capture), frames, sparse, depth, mesh, uv, params, TaskProgress("bake"))

@@ -1,0 +1,157 @@
+"""Textured asset on the synthetic capture: mesh, atlas, bake scored on left-out views, valid exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import pytest
+import trimesh
+
+from photoforge import gltf_validation
+from photoforge.errors import StageError
+from photoforge.pointcloud import write_ply
+from photoforge.stages import bake, export, mesh, uv
+from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG
+from photoforge.stages.mesh import MESH_PLY
+from photoforge.stages.uv import load_uv_mesh
+from photoforge.synthetic import SyntheticCapture
+
+
+@pytest.fixture(scope="module")
+def asset_run(synthetic: SyntheticCapture, dense_run: dict) -> dict:
+    store, cfg = dense_run["store"], dense_run["cfg"]
+    surface = mesh.execute(store, dense_run["fusion"], dense_run["depth"], cfg.mesh)
+    atlas = uv.execute(store, surface, cfg.uv)
+    texture = bake.execute(
+        store, synthetic.capture, dense_run["frames"], dense_run["sparse"], dense_run["depth"], surface, atlas, cfg.bake
+    )
+    asset = export.execute(store, surface, atlas, texture, cfg.export)
+    return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}
+
+
+def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
+    metrics = asset_run["mesh"].metrics
+    assert metrics["manifold"] is True
+    assert 1000 < metrics["faces"] <= asset_run["cfg"].mesh.target_faces
+    loaded = o3d.io.read_triangle_mesh(str(asset_run["mesh"].dir / MESH_PLY))
+    vertices = np.asarray(loaded.vertices)
+    assert np.allclose((vertices.max(0) + vertices.min(0)) / 2, 0, atol=1e-6)  # centred
+    assert metrics["components"] == 1
+    # Asset +Y must be the true up (+Z of the synthetic world): map it through the similarity that
+    # aligns the SfM cameras to the true ones.
+    from photoforge.evaluation import read_strecha_dir
+    from photoforge.metrics3d import similarity_to_truth
+    from photoforge.stages.depth import load_depth_views
+    from photoforge.stages.mesh import load_transform
+    from photoforge.views import View
+
+    truth = read_strecha_dir(asset_run["synthetic"].cameras)
+    records = load_depth_views(asset_run["depth"].dir)
+    estimated = np.array([View.from_json(0, r["camera"]).centre for r in records])
+    true = np.array([truth[Path(r["name"]).name.removesuffix(".jpg")].centre for r in records])
+    to_truth = similarity_to_truth(estimated, true)[:3, :3]
+    up = to_truth @ load_transform(asset_run["mesh"].dir)[1, :3]
+    angle = np.degrees(np.arccos(np.clip(up @ [0, 0, 1] / np.linalg.norm(up), -1, 1)))
+    assert angle < 5.0, angle
+
+
+def test_atlas_charts_do_not_overlap(asset_run: dict) -> None:
+    """No texel centre lies inside triangles of two different charts (xatlas vertices are per chart)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, faces, uvs, size = load_uv_mesh(asset_run["uv"].dir)
+    assert uvs.min() >= 0 and uvs.max() <= 1
+    rows = np.repeat(np.arange(len(faces)), 3)
+    incidence = coo_matrix((np.ones(rows.size), (rows, faces.ravel())), shape=(len(faces), len(uvs))).tocsr()
+    _, chart = connected_components(incidence @ incidence.T, directed=False)
+    owner = np.full((size, size), -1, np.int64)
+    clashes = 0
+    for face, tri in enumerate(uvs[faces] * size):
+        x0, y0 = np.floor(tri.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(tri.max(axis=0)).astype(int)
+        xs, ys = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
+        (ax, ay), (bx, by), (cx, cy) = tri
+        det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
+        if abs(det) < 1e-12:
+            continue
+        w0 = ((by - cy) * (xs - cx) + (cx - bx) * (ys - cy)) / det
+        w1 = ((cy - ay) * (xs - cx) + (ax - cx) * (ys - cy)) / det
+        inside = (w0 > 1e-6) & (w1 > 1e-6) & (1 - w0 - w1 > 1e-6)
+        window = owner[y0:y1, x0:x1]
+        taken = window[inside]
+        clashes += int(np.count_nonzero((taken >= 0) & (chart[np.maximum(taken, 0)] != chart[face])))
+        window[inside] = face
+    assert clashes == 0
+    assert (owner >= 0).mean() > 0.3  # the charts fill the atlas
+
+
+def test_bake_matches_left_out_photos(asset_run: dict) -> None:
+    metrics = asset_run["bake"].metrics
+    assert metrics["views_left_out"] == 2
+    assert metrics["coverage"] > 0.9
+    assert metrics["psnr_left_out"] > 24.0, metrics
+    assert metrics["ssim_left_out"] > 0.7, metrics
+    report = json.loads((asset_run["bake"].dir / BAKE_JSON).read_text())
+    held = [e for e in report["evaluation"] if e["left_out"]]
+    assert {e["name"] for e in held} == set(report["left_out"])
+    assert all((asset_run["bake"].dir / e["side_by_side"]).is_file() for e in report["evaluation"])
+    assert (asset_run["bake"].dir / ALBEDO_PNG).is_file() and (asset_run["bake"].dir / COVERAGE_PNG).is_file()
+
+
+def test_exports_reload_and_glb_validates(asset_run: dict) -> None:
+    out = asset_run["export"].dir
+    faces = asset_run["mesh"].metrics["faces"]
+    scene = trimesh.load(out / "asset.glb")
+    glb_mesh = next(iter(scene.geometry.values()))
+    assert len(glb_mesh.faces) == faces
+    assert isinstance(glb_mesh.visual, trimesh.visual.TextureVisuals)
+    assert glb_mesh.visual.material.baseColorTexture.size == (1024, 1024)
+    obj = trimesh.load(out / "asset.obj")
+    assert len(obj.faces) == faces and obj.visual.uv is not None
+    assert (out / "asset.usdz").stat().st_size > 10_000
+    validation = asset_run["export"].metrics["gltf_validator"]
+    if not gltf_validation.available():
+        pytest.skip("node or the glTF-Validator is not installed (scripts/setup.sh installs them)")
+    assert validation["errors"] == 0, validation
+
+
+def test_empty_fused_cloud_is_a_clear_error(tmp_path: Path, asset_run: dict) -> None:
+    fused = tmp_path / "fusion"
+    fused.mkdir()
+    write_ply(fused / "fused.ply", np.zeros((10, 3)), np.zeros((10, 3), np.uint8), np.zeros((10, 3)))
+    with pytest.raises(StageError, match="empty or degenerate") as info:
+        mesh.run(fused, asset_run["depth"].dir, tmp_path, asset_run["cfg"].mesh)
+    assert info.value.stage == "mesh"
+
+
+def test_mesh_with_no_faces_left_after_cleanup(tmp_path: Path, asset_run: dict) -> None:
+    params = asset_run["cfg"].mesh.model_copy(update={"min_component_fraction": 1.0})  # nothing is big enough
+    with pytest.raises(StageError, match="no faces left after clean-up"):
+        mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, params)
+
+
+def test_missing_original_photo_names_it(tmp_path: Path, synthetic: SyntheticCapture, asset_run: dict) -> None:
+    capture = tmp_path / "capture"
+    shutil.copytree(synthetic.capture, capture)
+    missing = capture / "images" / "view_001.png"
+    missing.unlink()
+    params = asset_run["cfg"].bake.model_copy(update={"full_resolution": True})
+    r = asset_run
+    with pytest.raises(StageError, match="original photo is missing") as info:
+        bake.run(
+            capture, r["frames"].dir, r["sparse"].dir, r["depth"].dir, r["mesh"].dir, r["uv"].dir, tmp_path, params
+        )
+    assert info.value.path == str(missing)
+
+
+def test_uv_on_a_mesh_without_faces(tmp_path: Path) -> None:
+    empty = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.zeros((3, 3))), o3d.utility.Vector3iVector())
+    (tmp_path / "mesh").mkdir()
+    o3d.io.write_triangle_mesh(str(tmp_path / "mesh" / MESH_PLY), empty)
+    with pytest.raises(StageError, match="no faces"):
+        uv.run(tmp_path / "mesh", tmp_path, uv.UVParams())
