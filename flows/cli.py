@@ -180,6 +180,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ran = [row["stage"] for row in stages if row["status"] == "ran"]
         if ran:
             out.print(f"executed: {', '.join(ran)}")
+    if summary.get("outputs"):
+        glb = Path(summary["outputs"]) / "asset.glb"
+        out.print(f"asset: {escape(_short(str(glb)))}" if glb.is_file() else f"outputs: {escape(summary['outputs'])}")
 
 
 def _short(path: str | None) -> str:
