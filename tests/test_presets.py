@@ -40,7 +40,7 @@ def test_override_is_typed_from_yaml() -> None:
     ("override", "fragment"),
     [
         ("poses.nope=1", "unknown parameter 'nope' of stage 'poses'"),
-        ("mesh.faces=1", "unknown stage 'mesh'"),
+        ("sculpt.faces=1", "unknown stage 'sculpt'"),
         ("poses.matcher=fancy", "poses.matcher"),
         ("ingest.max_size=-5", "ingest.max_size"),
         ("justtext", "expected STAGE.PARAM=VALUE"),
