@@ -73,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the Prefect UI on 127.0.0.1, showing the runs made so far")
     ui.add_argument("--workspace", type=Path, default=Path("workspace"), help="workspace whose runs to show")
     ui.add_argument("--port", type=int, default=4200)
+    ui.add_argument("--files-port", type=int, default=4201, help="read-only file server for the run links")
     ui.set_defaults(handler=_cmd_ui)
+
+    show = sub.add_parser("open", help="print (or open) the latest asset, turntable and report of a capture")
+    show.add_argument("capture", help="capture folder or its name in the workspace")
+    show.add_argument("--workspace", type=Path, default=Path("workspace"))
+    show.add_argument("--browser", action="store_true", help="open the report in the default browser")
+    show.set_defaults(handler=_cmd_open)
     return parser
 
 
@@ -131,11 +138,37 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
+    from flows.file_server import serve_workspace
+
     home = prefect_env.configure(args.workspace)
+    args.workspace.mkdir(parents=True, exist_ok=True)
     where = f"PREFECT_HOME={home}" if home else "your Prefect configuration"
+    files = serve_workspace(args.workspace, args.files_port)
     console.print(f"Prefect UI on http://127.0.0.1:{args.port} (runs from {where}); Ctrl-C stops it")
+    console.print(f"workspace files (read-only) on http://127.0.0.1:{args.files_port}/")
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
-    return subprocess.call(command, env=os.environ.copy())
+    env = {**os.environ, "PHOTOFORGE_FILES_PORT": str(args.files_port)}
+    try:
+        return subprocess.call(command, env=env)
+    finally:
+        files.shutdown()
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from flows.reconstruct import capture_name
+
+    name = capture_name(args.capture) if Path(args.capture).exists() else args.capture
+    outputs = args.workspace / name / "outputs"
+    found = [outputs / n for n in ("asset.glb", "turntable.mp4", "report.html") if (outputs / n).is_file()]
+    if not found:
+        raise PhotoforgeError(f"no outputs for {name!r} in {args.workspace}: run photoforge run first")
+    for path in found:
+        out.print(str(path.resolve()), markup=False)
+    if args.browser and (outputs / "report.html").is_file():
+        import webbrowser
+
+        webbrowser.open((outputs / "report.html").resolve().as_uri())
+    return 0
 
 
 class _ConsoleLogHandler(logging.Handler):
@@ -181,8 +214,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         if ran:
             out.print(f"executed: {', '.join(ran)}")
     if summary.get("outputs"):
-        glb = Path(summary["outputs"]) / "asset.glb"
-        out.print(f"asset: {escape(_short(str(glb)))}" if glb.is_file() else f"outputs: {escape(summary['outputs'])}")
+        outputs = Path(summary["outputs"])
+        for label, name in (("asset", "asset.glb"), ("turntable", "turntable.mp4"), ("report", "report.html")):
+            if (outputs / name).is_file():
+                out.print(f"{label + ':':<11}{escape(_short(str(outputs / name)))}")
 
 
 def _short(path: str | None) -> str:

@@ -10,10 +10,11 @@ from prefect import flow
 from prefect.context import get_run_context
 from prefect.states import State
 
+from flows.artifacts import publish_artifacts
 from photoforge.errors import PhotoforgeError, StageError
+from photoforge.outputs import publish
 from photoforge.presets import STAGE_ORDER, load_preset
 from photoforge.stage import StageResult
-from photoforge.stages.export import publish
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
 from tasks.bake import bake
@@ -23,6 +24,8 @@ from tasks.fusion import fusion
 from tasks.ingest import ingest
 from tasks.mesh import mesh
 from tasks.poses import poses
+from tasks.report import report
+from tasks.turntable import turntable
 from tasks.uv import uv
 
 DEFAULT_WORKSPACE = "workspace"
@@ -73,7 +76,16 @@ def reconstruct(
             uv=atlas, params=cfg.bake,
         )  # fmt: skip
         asset = run.stage(export, store=store, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
-        run.summary.outputs = str(publish(asset, store.outputs_dir()))
+        video = run.stage(turntable, store=store, uv=atlas, bake=texture, params=cfg.turntable)
+        results = {"ingest": frames, "poses": sparse, "depth": depth_maps, "fusion": cloud, "mesh": surface}
+        results |= {"uv": atlas, "bake": texture, "export": asset, "turntable": video}
+        run.stage(
+            report, store=store, capture=capture, results=results, preset=preset, overrides=overrides or {},
+            params=cfg.report,
+        )  # fmt: skip
+    if run.summary.stages and run.summary.stages[-1].stage in ("export", "turntable", "report"):
+        run.summary.outputs = str(publish(store.outputs_dir(), run.summary))
+    publish_artifacts(run.summary)
 
     return run.summary.model_dump(mode="json")
 

@@ -82,3 +82,18 @@ def dense_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> dict:  # t
     depth_maps = depth.execute(store, frames, sparse, cfg.depth)
     cloud = fusion.execute(store, depth_maps, cfg.fusion)
     return {"store": store, "frames": frames, "sparse": sparse, "depth": depth_maps, "fusion": cloud, "cfg": cfg}
+
+
+@pytest.fixture(scope="session")
+def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-def]
+    """dense_run continued: mesh -> uv -> bake -> export."""
+    from photoforge.stages import bake, export, mesh, uv
+
+    store, cfg = dense_run["store"], dense_run["cfg"]
+    surface = mesh.execute(store, dense_run["fusion"], dense_run["depth"], cfg.mesh)
+    atlas = uv.execute(store, surface, cfg.uv)
+    texture = bake.execute(
+        store, synthetic.capture, dense_run["frames"], dense_run["sparse"], dense_run["depth"], surface, atlas, cfg.bake
+    )
+    asset = export.execute(store, surface, atlas, texture, cfg.export)
+    return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}

@@ -14,23 +14,11 @@ import trimesh
 from photoforge import gltf_validation
 from photoforge.errors import StageError
 from photoforge.pointcloud import write_ply
-from photoforge.stages import bake, export, mesh, uv
+from photoforge.stages import bake, mesh, uv
 from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG
 from photoforge.stages.mesh import MESH_PLY
 from photoforge.stages.uv import load_uv_mesh
 from photoforge.synthetic import SyntheticCapture
-
-
-@pytest.fixture(scope="module")
-def asset_run(synthetic: SyntheticCapture, dense_run: dict) -> dict:
-    store, cfg = dense_run["store"], dense_run["cfg"]
-    surface = mesh.execute(store, dense_run["fusion"], dense_run["depth"], cfg.mesh)
-    atlas = uv.execute(store, surface, cfg.uv)
-    texture = bake.execute(
-        store, synthetic.capture, dense_run["frames"], dense_run["sparse"], dense_run["depth"], surface, atlas, cfg.bake
-    )
-    asset = export.execute(store, surface, atlas, texture, cfg.export)
-    return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}
 
 
 def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:

@@ -17,6 +17,8 @@ from photoforge.stages.fusion import FusionParams
 from photoforge.stages.ingest import IngestParams
 from photoforge.stages.mesh import MeshParams
 from photoforge.stages.poses import PosesParams
+from photoforge.stages.report import ReportParams
+from photoforge.stages.turntable import TurntableParams
 from photoforge.stages.uv import UVParams
 
 PIPELINES_ENV = "PHOTOFORGE_PIPELINES"
@@ -36,6 +38,8 @@ class PipelineConfig(BaseModel):
     uv: UVParams
     bake: BakeParams
     export: ExportParams
+    turntable: TurntableParams
+    report: ReportParams
 
 
 STAGE_ORDER: tuple[str, ...] = tuple(PipelineConfig.model_fields)

@@ -92,19 +92,3 @@ def run(
         "gltf_validator": validation,
         "summary": f"{', '.join(kinds)} ({checked}), {sum(sizes.values()) / 1e6:.1f} MB",
     }
-
-
-def publish(result: StageResult, outputs: Path) -> Path:
-    """Copy the latest asset to stable names (WORKSPACE/CAPTURE/outputs/), replacing the old set whole."""
-    staging = outputs.with_name(f".{outputs.name}-staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in result.metrics.get("files", {}):
-        shutil.copyfile(result.dir / name, staging / name)
-    old = outputs.with_name(f".{outputs.name}-old")
-    shutil.rmtree(old, ignore_errors=True)
-    if outputs.exists():
-        outputs.rename(old)
-    staging.rename(outputs)
-    shutil.rmtree(old, ignore_errors=True)
-    return outputs

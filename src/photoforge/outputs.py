@@ -1,0 +1,47 @@
+"""WORKSPACE/CAPTURE/outputs: the latest run's deliverables under stable names, replaced whole."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+
+from photoforge.report_html import RUN_PLACEHOLDER
+from photoforge.summary import RunSummary
+
+DELIVERABLES = {
+    "export": ("asset.glb", "asset.obj", "asset.mtl", "albedo.png", "asset.usdz"),
+    "turntable": ("turntable.mp4", "poster.png", "contact_sheet.png"),
+    "report": ("report.html", "report.json"),
+}
+
+
+def publish(outputs: Path, summary: RunSummary) -> Path:
+    """Copy the deliverables of the summary's stages; report.html also gets this run's stage table."""
+    staging = outputs.with_name(f".{outputs.name}-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for row in summary.stages:
+        for name in DELIVERABLES.get(row.stage, ()):
+            source = Path(row.path or "") / name
+            if source.is_file():
+                shutil.copyfile(source, staging / name)
+    report = staging / "report.html"
+    if report.is_file():
+        report.write_text(report.read_text().replace(RUN_PLACEHOLDER, _run_table(summary)))
+    old = outputs.with_name(f".{outputs.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if outputs.exists():
+        outputs.rename(old)
+    staging.rename(outputs)
+    shutil.rmtree(old, ignore_errors=True)
+    return outputs
+
+
+def _run_table(summary: RunSummary) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(r.stage)}</th><td>{r.status}</td><td>{r.seconds:.1f} s</td>"
+        f"<td>{html.escape(r.metric)}</td></tr>"
+        for r in summary.stages
+    )
+    return f'<section id="this-run"><h2>This run</h2><table>{rows}</table></section>'

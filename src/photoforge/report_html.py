@@ -1,0 +1,122 @@
+"""The QA report as one self-contained HTML page (images embedded), from report.json's data."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+SECTIONS = (
+    ("verdict", "Verdict"),
+    ("inputs", "Inputs"),
+    ("poses", "Camera poses"),
+    ("depth", "Dense depth"),
+    ("fusion", "Fused point cloud"),
+    ("mesh", "Mesh"),
+    ("texture", "Texture"),
+    ("evaluation", "Left-out views"),
+    ("turntable", "Turntable"),
+    ("stages", "Stages"),
+    ("versions", "Versions and settings"),
+)
+RUN_PLACEHOLDER = "<!--photoforge:this-run-->"
+
+
+def image_data_uri(path: Path, max_width: int = 960) -> str:
+    """A JPEG data URI of an image file, downscaled to max_width."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
+    if image.shape[1] > max_width:
+        scale = max_width / image.shape[1]
+        image = cv2.resize(image, (max_width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return "data:image/jpeg;base64," + base64.b64encode(np.asarray(data).tobytes()).decode()
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+def _img(uri: str, caption: str) -> str:
+    text = html.escape(caption)
+    return f'<figure><img src="{uri}" alt="{text}"><figcaption>{text}</figcaption></figure>'
+
+
+def render(report: dict[str, Any], images: dict[str, list[tuple[str, str]]]) -> str:
+    """The page: one <section id=...> per entry of SECTIONS; `images` maps a section to (uri, caption)s."""
+    body = []
+    for key, title in SECTIONS:
+        content = _section(key, report)
+        figures = "".join(_img(uri, caption) for uri, caption in images.get(key, []))
+        body.append(f'<section id="{key}"><h2>{title}</h2>{content}<div class="figures">{figures}</div></section>')
+    title = f"photoforge report: {html.escape(report['capture'])}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+h1 {{ font-size: 1.6em; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }}
+table {{ border-collapse: collapse; margin: .5em 0; }} th, td {{ padding: 2px 10px; border-bottom: 1px solid #eee;
+text-align: left; vertical-align: top; }} th {{ color: #555; font-weight: 600; }}
+.figures {{ display: flex; flex-wrap: wrap; gap: 10px; }} figure {{ margin: 0; }}
+figure img {{ max-width: 520px; display: block; border: 1px solid #ccc; }}
+figcaption {{ font-size: 12px; color: #555; }} .ok {{ color: #1a7f37; }} .bad {{ color: #c62828; font-weight: 600; }}
+video {{ max-width: 640px; display: block; }}
+</style></head>
+<body><h1>{title}</h1><p>preset <b>{html.escape(report["preset"])}</b>,
+overrides {html.escape(json.dumps(report.get("overrides", {})))}</p>
+{RUN_PLACEHOLDER}
+{"".join(body)}
+</body></html>
+"""
+
+
+def _section(key: str, r: dict[str, Any]) -> str:
+    if key == "verdict":
+        items = []
+        for check in r["checks"]:
+            css = "ok" if check["passed"] else "bad"
+            mark = "pass" if check["passed"] else f"FAIL: look at stage {check['stage']}"
+            items.append(
+                f"<li class='{css}'>{html.escape(check['name'])}: {html.escape(_fmt(check['value']))} ({mark})</li>"
+            )
+        return f"<p><b>{html.escape(r['verdict'])}</b></p><ul>{''.join(items)}</ul>"
+    if key == "inputs":
+        rejected = [(f["source"], f["reason"]) for f in r["inputs"]["rejected"]]
+        rows = [
+            ("photos", r["inputs"]["photos"]),
+            ("videos", r["inputs"]["videos"]),
+            ("frames kept", r["inputs"]["kept"]),
+        ]
+        rows += [("skipped files", ", ".join(r["inputs"]["skipped"]) or "none")]
+        return _table(rows) + (("<h3>Rejected</h3>" + _table(rejected)) if rejected else "<p>No frame rejected.</p>")
+    if key == "stages":
+        rows = [(s["stage"], f"{s['compute_seconds']:.1f} s to compute, key {s['key']}") for s in r["stages"]]
+        return _table(rows)
+    if key == "versions":
+        return _table(sorted(r["versions"].items()))
+    if key == "turntable":
+        video = '<video src="turntable.mp4" controls loop muted playsinline></video>'
+        return video + _table(sorted(r["turntable"].items()))
+    if key == "evaluation":
+        rows = [
+            (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}")
+            for e in r["evaluation"]
+        ]
+        return _table(rows)
+    return _table(sorted((k, v) for k, v in r[key].items() if k != "summary"))

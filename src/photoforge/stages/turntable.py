@@ -1,0 +1,89 @@
+"""Stage turntable: the textured asset on an orbit, as H.264 mp4, a poster and a contact sheet."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from photoforge.encode import contact_sheet, write_mp4
+from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
+from photoforge.stages.bake import ALBEDO_PNG
+from photoforge.stages.uv import load_uv_mesh
+from photoforge.store import ArtefactStore
+from photoforge.turntable_render import Orbit, render_frames
+
+STAGE = Stage("turntable", version="1", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
+VIDEO = "turntable.mp4"
+POSTER = "poster.png"
+SHEET = "contact_sheet.png"
+SHEET_TILES = 12
+
+
+class TurntableParams(StageParams):
+    frames: int = Field(120, ge=SHEET_TILES, description="frames in one full turn")
+    fps: int = Field(30, ge=1, le=120, description="frames per second")
+    width: int = Field(1280, ge=64, description="video width in px (even)")
+    height: int = Field(720, ge=64, description="video height in px (even)")
+    elevation_deg: float = Field(20.0, ge=-89, le=89, description="camera height above the horizon")
+    fov_deg: float = Field(35.0, gt=5, lt=120, description="vertical field of view")
+    background: list[int] = Field([32, 32, 36], description="background RGB")
+    key_light: list[float] = Field([-0.5, -0.7, -0.5], description="direction to the key light, camera frame")
+    ambient: float = Field(0.35, ge=0.0, le=1.0, description="ambient share of the lighting")
+    quality: int = Field(7, ge=1, le=10, description="H.264 quality (imageio-ffmpeg scale, 10 best)")
+
+
+def key_inputs(uv: StageResult, bake: StageResult) -> dict[str, Any]:
+    return {"uv": uv.key, "bake": bake.key}
+
+
+def execute(
+    store: ArtefactStore, uv: StageResult, bake: StageResult, params: TurntableParams, progress: Progress = no_progress
+) -> StageResult:
+    return STAGE.execute(store, params, key_inputs(uv, bake), lambda out: run(uv.dir, bake.dir, out, params, progress))
+
+
+def run(
+    uv_dir: Path, bake_dir: Path, out: Path, params: TurntableParams, progress: Progress = no_progress
+) -> dict[str, Any]:
+    width, height = params.width // 2 * 2, params.height // 2 * 2
+    vertices, faces, uvs, _ = load_uv_mesh(uv_dir)
+    texture = cv2.cvtColor(cv2.imread(str(bake_dir / ALBEDO_PNG), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    orbit = Orbit(
+        params.frames, width, height, params.elevation_deg, params.fov_deg,
+        tuple(params.background), tuple(params.key_light), params.ambient,
+    )  # fmt: skip
+    sheet_every = params.frames // SHEET_TILES
+    tiles: list[np.ndarray] = []
+    poster_index = params.frames // 8  # an eighth of a turn: a three-quarter view
+    coverage: list[float] = []
+    started = time.perf_counter()
+
+    def frames() -> Any:
+        for i, frame in enumerate(render_frames(vertices, faces, uvs[faces], texture, orbit)):
+            coverage.append(float((frame != np.array(params.background, np.uint8)).any(axis=2).mean()))
+            if i == poster_index:
+                cv2.imwrite(str(out / POSTER), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if i % sheet_every == 0 and len(tiles) < SHEET_TILES:
+                tiles.append(frame)
+            progress(i + 1, params.frames, f"frame {i + 1}")
+            yield frame
+
+    count = write_mp4(out / VIDEO, frames(), params.fps, width, height, params.quality)
+    seconds = time.perf_counter() - started
+    cv2.imwrite(str(out / SHEET), cv2.cvtColor(contact_sheet(tiles, 4, 320), cv2.COLOR_RGB2BGR))
+    return {
+        "frames": count,
+        "fps": params.fps,
+        "size": [width, height],
+        "seconds": round(seconds, 2),
+        "render_fps": round(count / seconds, 2),
+        "object_coverage_min": round(min(coverage), 4),
+        "object_coverage_mean": round(float(np.mean(coverage)), 4),
+        "bytes": (out / VIDEO).stat().st_size,
+        "summary": f"{count} frames {width}x{height} in {seconds:.0f} s ({count / seconds:.1f} fps)",
+    }
