@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(libusb-1.0-0 libgomp1)   # open3d needs libusb at import; pycolmap/opencv use OpenMP
+# open3d needs libusb at import; pycolmap/opencv use OpenMP; chromium renders report.html in a test
+APT_PACKAGES=(libusb-1.0-0 libgomp1 chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

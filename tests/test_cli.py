@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,8 +23,9 @@ FAST = [
     *("--preset", "preview", "--set", "ingest.max_size=480", "--set", "poses.max_features=2048"),
     *("--set", "depth.max_size=320", "--set", "depth.planes=32", "--set", "mesh.poisson_depth=7"),
     *("--set", "mesh.target_faces=8000", "--set", "uv.texture_size=512", "--set", "export.usdz=false"),
+    *("--set", "turntable.frames=12", "--set", "turntable.width=160", "--set", "turntable.height=120"),
 ]
-STAGES = ["ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export"]
+STAGES = ["ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable", "report"]
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -112,7 +114,13 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     assert [r["status"] for r in again["stages"]] == ["cached"] * len(STAGES)
     assert Path(again["stages"][3]["path"], "fused.ply").is_file()
 
-    _ui_shows_runs(workspace, env, expected_runs=2)
+    for name in ("asset.glb", "turntable.mp4", "report.html"):
+        assert f"outputs/{name}" in second.stdout  # the closing summary names the deliverables
+    shown = subprocess.run(
+        [str(PHOTOFORGE), "open", sample_subset.name, "--workspace", str(workspace)], capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and shown.stdout.count("outputs/") == 3
+    _ui_shows_runs(workspace, env, expected_runs=2, capture=sample_subset.name)
 
 
 def _free_port() -> int:
@@ -127,11 +135,11 @@ def _post_json(url: str) -> list[dict]:
         return json.loads(response.read())
 
 
-def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int) -> None:
-    """`photoforge ui` serves the same database: the runs made so far, reused stages as Cached."""
-    port = _free_port()
+def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int, capture: str) -> None:
+    """`photoforge ui` serves the same database (the runs so far, reused stages Cached) and the files."""
+    port, files_port = _free_port(), _free_port()
     ui = subprocess.Popen(
-        [str(PHOTOFORGE), "ui", "--workspace", str(workspace), "--port", str(port)],
+        [str(PHOTOFORGE), "ui", "--workspace", str(workspace), "--port", str(port), "--files-port", str(files_port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -155,6 +163,15 @@ def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int) -> 
         assert all(run["state_name"] == "Completed" for run in flow_runs)
         task_states = sorted(run["state_name"] for run in _post_json(f"{base}/task_runs/filter"))
         assert task_states == ["Cached"] * len(STAGES) + ["Completed"] * len(STAGES)
+        artifacts = _post_json(f"{base}/artifacts/filter")
+        assert any(
+            f":{files_port}/" not in str(a["data"]) and "/outputs/report.html" in str(a["data"]) for a in artifacts
+        )
+        report_url = f"http://127.0.0.1:{files_port}/{capture}/outputs/report.html"
+        with urllib.request.urlopen(report_url, timeout=10) as response:
+            assert response.status == 200 and b'<section id="verdict">' in response.read()
+        with pytest.raises(urllib.error.HTTPError):  # read-only: no uploads
+            urllib.request.urlopen(urllib.request.Request(report_url, data=b"x", method="PUT"), timeout=10)
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         try:

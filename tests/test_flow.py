@@ -14,8 +14,9 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 FAST = {
     **{"ingest.max_size": 480, "poses.max_features": 2048, "depth.max_size": 320, "depth.planes": 32},
     **{"mesh.poisson_depth": 7, "mesh.target_faces": 8000, "uv.texture_size": 512, "export.usdz": False},
+    **{"turntable.frames": 12, "turntable.width": 160, "turntable.height": 120},
 }
-ALL = ("ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export")
+ALL = ("ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable", "report")
 DENSE = ("ingest", "poses", "depth", "fusion")
 
 
@@ -40,6 +41,17 @@ def _prefect_task_states(flow_run_id: str) -> dict[str, str]:
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs if run.state}
 
 
+def _artifacts(flow_run_id: str) -> list:  # type: ignore[type-arg]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        flow_level = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return list(flow_level)
+
+
 def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     first = _run(sample_subset, workspace)
@@ -51,11 +63,23 @@ def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) 
     assert _statuses(second) == dict.fromkeys(ALL, "cached")
     assert _prefect_task_states(second["flow_run_id"]) == dict.fromkeys(ALL, "Cached")
     assert [r["path"] for r in second["stages"]] == [r["path"] for r in first["stages"]]
+    artifacts = _artifacts(first["flow_run_id"])
+    assert {a.type for a in artifacts} >= {"markdown", "table", "progress"}
+    texts = [str(a.data) for a in artifacts]
+    for name in ("report.html", "turntable.mp4", "asset.glb"):  # link artifacts (markdown) to the files
+        assert any(f"/outputs/{name}" in text and "http://127.0.0.1:" in text for text in texts), name
 
     texture_only = _run(sample_subset, workspace, **{"uv.texture_size": 256})
-    assert _statuses(texture_only) == {**dict.fromkeys(ALL, "cached"), "uv": "ran", "bake": "ran", "export": "ran"}
+    downstream = ("uv", "bake", "export", "turntable", "report")
+    assert _statuses(texture_only) == {**dict.fromkeys(ALL, "cached"), **dict.fromkeys(downstream, "ran")}
     outputs = Path(texture_only["outputs"])
-    assert {"asset.glb", "asset.obj", "asset.mtl", "albedo.png"} <= {p.name for p in outputs.iterdir()}
+    assert {"asset.glb", "asset.obj", "asset.mtl", "albedo.png", "turntable.mp4", "report.html"} <= {
+        p.name for p in outputs.iterdir()
+    }
+    assert "<h2>This run</h2>" in (outputs / "report.html").read_text()
+
+    turntable_only = _run(sample_subset, workspace, **{"uv.texture_size": 256, "turntable.elevation_deg": 35})
+    assert _statuses(turntable_only) == {**dict.fromkeys(ALL, "cached"), "turntable": "ran", "report": "ran"}
 
     fusion_only = _run(sample_subset, workspace, **{"fusion.voxel_size_px": 3.0})
     assert _statuses(fusion_only) == {**dict.fromkeys(ALL, "ran"), **dict.fromkeys(DENSE[:3], "cached")}
