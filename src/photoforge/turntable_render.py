@@ -28,10 +28,10 @@ class Orbit:
 
 
 def orbit_cameras(vertices: np.ndarray, orbit: Orbit) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(K, R world-to-camera, t) per frame, looking at the bounding-sphere centre."""
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    centre = (lo + hi) / 2
-    radius = float(np.linalg.norm(vertices - centre, axis=1).max())
+    """(K, R world-to-camera, t) per frame, looking at the median vertex from outside the bulk's sphere."""
+    # Frame the bulk of the surface: a stray strip of ground should not shrink the object to a speck.
+    centre = np.median(vertices, axis=0)
+    radius = float(np.percentile(np.linalg.norm(vertices - centre, axis=1), 97))
     focal = orbit.height / 2 / math.tan(math.radians(orbit.fov_deg) / 2)
     half_fov = math.atan(min(orbit.width, orbit.height) / 2 / focal)
     distance = radius / math.sin(half_fov) * 1.05

@@ -17,7 +17,7 @@ from photoforge.stages.uv import load_uv_mesh
 from photoforge.store import ArtefactStore
 from photoforge.turntable_render import Orbit, render_frames
 
-STAGE = Stage("turntable", version="1", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
+STAGE = Stage("turntable", version="2", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
 VIDEO = "turntable.mp4"
 POSTER = "poster.png"
 SHEET = "contact_sheet.png"
