@@ -117,10 +117,25 @@ def test_empty_fused_cloud_is_a_clear_error(tmp_path: Path, asset_run: dict) -> 
     assert info.value.stage == "mesh"
 
 
-def test_mesh_with_no_faces_left_after_cleanup(tmp_path: Path, asset_run: dict) -> None:
-    params = asset_run["cfg"].mesh.model_copy(update={"min_component_fraction": 1.0})  # nothing is big enough
-    with pytest.raises(StageError, match="no faces left after clean-up"):
-        mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, params)
+def test_cleanup_can_remove_everything() -> None:
+    """Two small triangles far apart: each is a tiny fraction of the whole, so both go."""
+    from photoforge.meshing import CleanupSettings, cleanup
+
+    vertices = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0], [10, 10, 10], [10.1, 10, 10], [10, 10.1, 10]], float)
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    _, kept_f = cleanup(vertices, faces, CleanupSettings(min_component_fraction=0.5))
+    assert len(kept_f) == 0
+
+
+def test_mesh_with_no_faces_left_after_cleanup(
+    tmp_path: Path, asset_run: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoforge import meshing
+
+    monkeypatch.setattr(meshing, "cleanup", lambda v, f, s: (np.zeros((0, 3)), np.zeros((0, 3), np.int32)))
+    with pytest.raises(StageError, match="no faces left after clean-up") as info:
+        mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, asset_run["cfg"].mesh)
+    assert info.value.stage == "mesh"
 
 
 def test_missing_original_photo_names_it(tmp_path: Path, synthetic: SyntheticCapture, asset_run: dict) -> None:
