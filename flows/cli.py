@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Prefect's and COLMAP's own logs")
     run.set_defaults(handler=_cmd_run)
 
+    batch = sub.add_parser("batch", help="reconstruct every capture folder of an inbox that is not done yet")
+    batch.add_argument("inbox", type=Path, help="folder with one sub-folder per capture")
+    batch.add_argument("--preset", default="standard")
+    batch.add_argument("--workspace", type=Path, default=Path("workspace"))
+    batch.add_argument("--set", dest="overrides", action="append", default=[], metavar="STAGE.PARAM=VALUE")
+    batch.add_argument("--concurrency", type=int, default=1, help="captures processed at once (default 1)")
+    batch.add_argument("--json", type=Path, metavar="FILE", help="also write the table as JSON")
+    batch.add_argument("--verbose", action="store_true")
+    batch.set_defaults(handler=_cmd_batch)
+
     presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
     presets.add_argument("name", nargs="?", help="show only this preset")
     presets.set_defaults(handler=_cmd_presets)
@@ -116,6 +126,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _print_summary(summary)
     _write_json(args.json, summary)
     return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(text) for text in args.overrides)
+    load_preset(args.preset, overrides)
+    if not args.inbox.is_dir():
+        raise PhotoforgeError(f"[batch] {args.inbox}: not a folder")
+    prefect_env.configure(args.workspace, verbose=args.verbose)
+    _setup_console_logging(args.verbose)
+    from flows.batch import with_concurrency
+
+    console.print(f"[bold]photoforge[/] batch {escape(str(args.inbox))} (preset {args.preset}); starting Prefect…")
+    rows = with_concurrency(args.concurrency)(
+        inbox=str(args.inbox), preset=args.preset, workspace=str(args.workspace), overrides=overrides
+    )
+    table = Table(title=f"photoforge batch: {args.inbox}", title_justify="left")
+    for column in ("capture", "status", "seconds", "stage", "cause / outputs"):
+        table.add_column(column)
+    colours = {"done": "green", "skipped": "blue", "failed": "red"}
+    for row in rows:
+        detail = row.get("cause") or row.get("outputs") or ""
+        table.add_row(
+            escape(row["capture"]),
+            f"[{colours[row['status']]}]{row['status']}[/]",
+            str(row.get("seconds", "")),
+            escape(str(row.get("stage", ""))),
+            escape(_short(detail) if row["status"] == "done" else detail),
+        )
+    out.print(table)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    _write_json(args.json, {"inbox": str(args.inbox), "captures": rows})
+    return 1 if counts["failed"] else 0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ from prefect.states import State
 
 from flows.artifacts import publish_artifacts
 from photoforge.errors import PhotoforgeError, StageError
+from photoforge.hashing import combine
 from photoforge.outputs import publish
-from photoforge.presets import STAGE_ORDER, load_preset
+from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset
 from photoforge.stage import StageResult
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
@@ -60,7 +61,14 @@ def reconstruct(
     cfg = load_preset(preset, overrides)
     store = ArtefactStore(Path(workspace), capture_name(capture))
     run = PipelineRun(
-        RunSummary(capture=capture, preset=preset, overrides=overrides or {}, workspace=str(store.root)), until
+        RunSummary(
+            capture=capture,
+            preset=preset,
+            overrides=overrides or {},
+            workspace=str(store.root),
+            config_hash=config_hash(cfg),
+        ),
+        until,
     )
 
     source = str(Path(capture).resolve())
@@ -88,6 +96,11 @@ def reconstruct(
     publish_artifacts(run.summary)
 
     return run.summary.model_dump(mode="json")
+
+
+def config_hash(cfg: PipelineConfig) -> str:
+    """Identifies the full set of stage params a run used (batch skips captures done with the same)."""
+    return combine(cfg.model_dump(mode="json"))
 
 
 def capture_name(capture: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+import json
 import shutil
 from pathlib import Path
 
 from photoforge.report_html import RUN_PLACEHOLDER
 from photoforge.summary import RunSummary
 
+RUN_JSON = "run.json"
 DELIVERABLES = {
     "export": ("asset.glb", "asset.obj", "asset.mtl", "albedo.png", "asset.usdz"),
     "turntable": ("turntable.mp4", "poster.png", "contact_sheet.png"),
@@ -26,6 +28,15 @@ def publish(outputs: Path, summary: RunSummary) -> Path:
             source = Path(row.path or "") / name
             if source.is_file():
                 shutil.copyfile(source, staging / name)
+    record = {
+        "status": summary.status,
+        "preset": summary.preset,
+        "overrides": summary.overrides,
+        "config_hash": summary.config_hash,
+        "keys": {row.stage: row.key for row in summary.stages},
+        "paths": {row.stage: row.path for row in summary.stages},
+    }
+    (staging / RUN_JSON).write_text(json.dumps(record, indent=2) + "\n")
     report = staging / "report.html"
     if report.is_file():
         report.write_text(report.read_text().replace(RUN_PLACEHOLDER, _run_table(summary)))

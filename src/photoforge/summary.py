@@ -44,6 +44,7 @@ class RunSummary(BaseModel):
     status: Literal["completed", "failed"] = "completed"
     error: str | None = None
     outputs: str | None = None  # WORKSPACE/CAPTURE/outputs when the run got that far
+    config_hash: str = ""  # of the full, validated stage params
     stages: list[StageRow] = []
 
     def executed(self) -> list[str]:

@@ -1,0 +1,92 @@
+"""Batch runs over an inbox: one `reconstruct` run per capture folder.
+
+Captures already done (same content, same settings, outputs on disk) are not even started;
+one failing capture never stops the others; concurrency comes from Prefect's task runner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, capture_name, config_hash, reconstruct
+from photoforge.errors import PhotoforgeError
+from photoforge.outputs import RUN_JSON
+from photoforge.presets import load_preset
+from photoforge.stages import ingest
+
+
+def list_captures(inbox: Path) -> list[Path]:
+    if not inbox.is_dir():
+        raise PhotoforgeError(f"[batch] {inbox}: not a folder (give the inbox that holds one folder per capture)")
+    return [p for p in sorted(inbox.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def already_done(capture: Path, preset: str, overrides: dict[str, Any], workspace: Path) -> bool:
+    """Outputs exist from a run with the same settings over the same input content."""
+    record = workspace / capture_name(str(capture)) / "outputs" / RUN_JSON
+    if not record.is_file():
+        return False
+    try:
+        done = json.loads(record.read_text())
+        cfg = load_preset(preset, overrides)
+        key = ingest.STAGE.key(cfg.ingest, ingest.key_inputs(capture))
+    except (PhotoforgeError, ValueError, OSError):
+        return False  # unreadable record or capture: let the run itself report
+    return (
+        done.get("status") == "completed"
+        and done.get("config_hash") == config_hash(cfg)
+        and done.get("keys", {}).get("ingest") == key
+        and all(Path(p).is_dir() for p in done.get("paths", {}).values())
+    )
+
+
+@task(name="capture", retries=0)
+def run_capture(capture: str, preset: str, overrides: dict[str, Any], workspace: str) -> dict[str, Any]:
+    """One capture's reconstruct run (a subflow); its failure becomes a row, not an exception."""
+    started = time.perf_counter()
+    row: dict[str, Any] = {"capture": Path(capture).name}
+    try:
+        summary = reconstruct(capture=capture, preset=preset, overrides=overrides, workspace=workspace)
+        row |= {
+            "status": "done",
+            "outputs": summary.get("outputs"),
+            "ran": [s["stage"] for s in summary["stages"] if s["status"] == "ran"],
+        }
+    except PipelineFailed as failed:
+        stage = failed.summary.stages[-1].stage if failed.summary.stages else "?"
+        row |= {"status": "failed", "stage": stage, "cause": str(failed.cause)}
+    except PhotoforgeError as exc:
+        row |= {"status": "failed", "stage": getattr(exc, "stage", "?"), "cause": str(exc)}
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
+
+
+@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def process_inbox(
+    inbox: str,
+    preset: str = "standard",
+    workspace: str = DEFAULT_WORKSPACE,
+    overrides: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Reconstruct every capture folder of `inbox` not done yet; a row per capture."""
+    overrides = overrides or {}
+    rows: list[dict[str, Any]] = []
+    futures = []
+    for capture in list_captures(Path(inbox)):
+        if already_done(capture, preset, overrides, Path(workspace)):
+            rows.append({"capture": capture.name, "status": "skipped", "cause": "done: same content and settings"})
+            continue
+        futures.append(run_capture.submit(str(capture.resolve()), preset, overrides, workspace))
+    rows += [future.result() for future in futures]
+    return sorted(rows, key=lambda r: r["capture"])
+
+
+def with_concurrency(concurrency: int):  # type: ignore[no-untyped-def]
+    """process_inbox running up to `concurrency` captures at once (Prefect's thread-pool task runner)."""
+    return process_inbox.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, concurrency)))
