@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--verbose", action="store_true")
     batch.set_defaults(handler=_cmd_batch)
 
+    serve = sub.add_parser("serve", help="serve the reconstruct and process-inbox deployments from here")
+    serve.add_argument("--workspace", type=Path, default=Path("workspace"))
+    serve.add_argument("--preset", default="standard", help="the deployments' default preset")
+    serve.add_argument("--inbox", type=Path, help="also serve process-inbox over this folder")
+    serve.add_argument("--cron", default="0 * * * *", help="process-inbox schedule (default: hourly)")
+    serve.set_defaults(handler=_cmd_serve)
+
     presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
     presets.add_argument("name", nargs="?", help="show only this preset")
     presets.set_defaults(handler=_cmd_presets)
@@ -159,6 +166,21 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     out.print(", ".join(f"{n} {s}" for s, n in counts.items()))
     _write_json(args.json, {"inbox": str(args.inbox), "captures": rows})
     return 1 if counts["failed"] else 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    load_preset(args.preset)
+    home = prefect_env.configure(args.workspace)
+    _setup_console_logging(verbose=False)
+    from flows.deployments import serve_deployments
+
+    if home is not None:
+        console.print(
+            "[yellow]note:[/] serving needs a running Prefect server: start `photoforge ui` (same workspace) "
+            "or set PREFECT_API_URL"
+        )
+    serve_deployments(args.workspace, args.preset, args.inbox, args.cron if args.inbox else None)
+    return 0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.context import get_run_context
@@ -14,7 +14,7 @@ from flows.artifacts import publish_artifacts
 from photoforge.errors import PhotoforgeError, StageError
 from photoforge.hashing import combine
 from photoforge.outputs import publish
-from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset
+from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset, load_presets
 from photoforge.stage import StageResult
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
@@ -30,6 +30,18 @@ from tasks.turntable import turntable
 from tasks.uv import uv
 
 DEFAULT_WORKSPACE = "workspace"
+
+
+def _preset_names() -> type:
+    """The presets of pipelines.yaml as a Literal: an enum in deployment schemas, a dropdown in the UI."""
+    try:
+        names = tuple(load_presets())
+    except PhotoforgeError:
+        return str
+    return Literal[names]  # type: ignore[return-value,valid-type]
+
+
+PresetName = _preset_names()
 
 
 class PipelineFailed(PhotoforgeError):
@@ -52,7 +64,7 @@ def _run_name() -> str:
 @flow(name="reconstruct", flow_run_name=_run_name)
 def reconstruct(
     capture: str,
-    preset: str = "standard",
+    preset: PresetName = "standard",  # type: ignore[valid-type]
     overrides: dict[str, Any] | None = None,
     workspace: str = DEFAULT_WORKSPACE,
     until: str | None = None,
