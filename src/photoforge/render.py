@@ -61,11 +61,21 @@ class MeshScene:
         return t_hit >= distance - tolerance
 
 
-def shade(hits: Hits, light: np.ndarray, albedo: np.ndarray | float = 0.8, ambient: float = 0.3) -> np.ndarray:
-    """Lambert with a key light plus ambient, so shape reads; background black."""
+def shade(
+    hits: Hits,
+    light: np.ndarray,
+    albedo: np.ndarray | float = 200.0,
+    ambient: float = 0.3,
+    background: tuple[int, int, int] = (0, 0, 0),
+) -> np.ndarray:
+    """Lambert with a key light (world direction towards it) plus ambient, so shape reads.
+
+    Two-sided: open meshes show their inside. `albedo` is 0-255, per pixel (H x W x 3) or one value.
+    """
     lambert = np.clip(np.abs(hits.normal @ (light / np.linalg.norm(light))), 0, 1)
     value = (ambient + (1 - ambient) * lambert)[..., None] * albedo
-    return np.where(hits.mask[..., None], np.clip(value, 0, 1) * 255, 0).astype(np.uint8)
+    colour = np.clip(value, 0, 255).astype(np.uint8)
+    return np.where(hits.mask[..., None], colour, np.array(background, np.uint8))
 
 
 def sample_texture(hits: Hits, face_uvs: np.ndarray, texture: np.ndarray) -> np.ndarray:

@@ -46,9 +46,3 @@ class RunSummary(BaseModel):
     outputs: str | None = None  # WORKSPACE/CAPTURE/outputs when the run got that far
     config_hash: str = ""  # of the full, validated stage params
     stages: list[StageRow] = []
-
-    def executed(self) -> list[str]:
-        return [row.stage for row in self.stages if row.status == "ran"]
-
-    def result(self, stage: str) -> StageRow | None:
-        return next((row for row in self.stages if row.stage == stage), None)

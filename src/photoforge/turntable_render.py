@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photoforge.render import MeshScene, sample_texture
+from photoforge.render import MeshScene, sample_texture, shade
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,9 @@ def render_frames(
 ) -> Iterator[np.ndarray]:
     """RGB uint8 frames of the orbit."""
     scene = MeshScene(vertices, faces)
-    light = np.asarray(orbit.key_light, float)
-    light /= np.linalg.norm(light)
-    background = np.array(orbit.background, np.uint8)
+    light_camera = np.asarray(orbit.key_light, float)
     for k, rotation, translation in orbit_cameras(vertices, orbit):
         hits = scene.cast(k, rotation, translation, orbit.width, orbit.height)
         albedo = sample_texture(hits, face_uvs, texture).astype(np.float32)
-        normals_cam = hits.normal @ rotation.T
-        lambert = np.clip(np.abs(normals_cam @ light), 0, 1)  # two-sided: open meshes show their inside
-        shade = orbit.ambient + (1 - orbit.ambient) * lambert
-        colour = np.clip(albedo * shade[..., None], 0, 255).astype(np.uint8)
-        yield np.where(hits.mask[..., None], colour, background)
+        # the key light moves with the camera: its direction in world coordinates is R^T l
+        yield shade(hits, rotation.T @ light_camera, albedo, orbit.ambient, orbit.background)
