@@ -35,6 +35,7 @@ def main() -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         from flows.reconstruct import reconstruct
         from photoforge.encode import write_mp4
+        from photoforge.images import read_rgb
         from photoforge.presets import load_preset
         from photoforge.stages.bake import ALBEDO_PNG
         from photoforge.stages.uv import load_uv_mesh
@@ -43,9 +44,7 @@ def main() -> int:
         summary = reconstruct(str(args.capture), "standard", {}, str(workspace), until="export")
         rows = {r["stage"]: r for r in summary["stages"]}
         vertices, faces, uvs, _ = load_uv_mesh(Path(rows["uv"]["path"]))
-        import cv2
-
-        texture = cv2.cvtColor(cv2.imread(str(Path(rows["bake"]["path"]) / ALBEDO_PNG)), cv2.COLOR_BGR2RGB)
+        texture = read_rgb(Path(rows["bake"]["path"]) / ALBEDO_PNG, "bench")
         p = load_preset("standard").turntable
         orbit = Orbit(args.frames, 1280, 720, p.elevation_deg, p.fov_deg, tuple(p.background), tuple(p.key_light),
                       p.ambient)  # fmt: skip

@@ -73,6 +73,14 @@ def _as_float(value: object) -> float | None:
         return None
 
 
+def read_rgb(path: Path, stage: str, what: str = "image") -> np.ndarray:
+    """An image file as RGB uint8 (OpenCV decodes BGR), or a StageError naming the file."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise StageError(stage, f"cannot read the {what}", path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def resize_longest(rgb: np.ndarray, max_size: int) -> np.ndarray:
     """Downscale so the longest side is at most max_size (0 keeps the original)."""
     height, width = rgb.shape[:2]

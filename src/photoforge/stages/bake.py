@@ -21,6 +21,7 @@ import pycolmap
 from pydantic import Field
 
 from photoforge.errors import StageError
+from photoforge.mvs.depthmaps import load_view
 from photoforge.render import MeshScene, masked_psnr, masked_ssim, sample_texture
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import UNDISTORTED, load_depth_views
@@ -29,7 +30,7 @@ from photoforge.stages.mesh import load_transform
 from photoforge.stages.poses import SPARSE_DIR
 from photoforge.stages.uv import load_uv_mesh
 from photoforge.store import ArtefactStore, write_json
-from photoforge.texturing.atlas import rasterise
+from photoforge.texturing.atlas import Texels, rasterise
 from photoforge.texturing.fill import fill_and_dilate
 from photoforge.texturing.levelling import view_gains
 from photoforge.texturing.selection import face_adjacency, select_views
@@ -213,7 +214,7 @@ def _sources(
 
 
 def _observe(
-    source: PhotoSource, texels: Any, scene: MeshScene, extent: float, min_cos: float
+    source: PhotoSource, texels: Texels, scene: MeshScene, extent: float, min_cos: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Colour and score of every texel in one view (score 0: not seen)."""
     n = len(texels.index)
@@ -250,8 +251,6 @@ def _evaluate(
     params: BakeParams,
 ) -> list[dict[str, Any]]:
     """Render the textured mesh where photos were taken; PSNR/SSIM inside the silhouette."""
-    from photoforge.mvs.depthmaps import load_view
-
     chosen = [(i, True) for i in left_out] + [(i, False) for i in bake_ids[: params.max_eval_views]]
     face_uvs = uvs[faces]
     (out / EVAL_DIR).mkdir(exist_ok=True)

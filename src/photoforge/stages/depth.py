@@ -21,7 +21,7 @@ import torch
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.images import resize_longest
+from photoforge.images import read_rgb, resize_longest
 from photoforge.mvs import colmap_stereo
 from photoforge.mvs.depthmaps import normals_from_depth, preview, save_view
 from photoforge.mvs.planesweep import SourceView, SweepSettings, plane_sweep
@@ -200,11 +200,15 @@ class _ImageCache:
 
     def color(self, name: str) -> np.ndarray:
         if name not in self._rgb:
-            bgr = cv2.imread(str(self.folder / name), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise StageError("depth", "cannot read the undistorted image", self.folder / name)
-            self._rgb[name] = resize_longest(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_size)
+            rgb = read_rgb(self.folder / name, "depth", "undistorted image")
+            self._rgb[name] = resize_longest(rgb, self.max_size)
         return self._rgb[name]
+
+    def match_size(self, name: str, width: int, height: int) -> None:
+        """Keep the colour at another backend's depth-map size (COLMAP picks its own)."""
+        color = self.color(name)
+        if color.shape[:2] != (height, width):
+            self._rgb[name] = cv2.resize(color, (width, height), interpolation=cv2.INTER_AREA)
 
     def gray(self, name: str) -> torch.Tensor:
         if name not in self._gray:
@@ -255,9 +259,7 @@ def _sweep_view(
 def _colmap_view(workspace: Path, view: View, images: _ImageCache) -> tuple[np.ndarray, np.ndarray, np.ndarray, View]:
     depth, normal = colmap_stereo.geometric_maps(workspace, view.name)
     height, width = depth.shape
-    color = images.color(view.name)
-    if color.shape[:2] != (height, width):
-        images._rgb[view.name] = cv2.resize(color, (width, height), interpolation=cv2.INTER_AREA)
+    images.match_size(view.name, width, height)
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
     confidence = (depth > 0).astype(np.float32)
     return depth, normal.astype(np.float32), confidence, view.scaled(width, height)

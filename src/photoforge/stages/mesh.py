@@ -58,12 +58,13 @@ def execute(
 def run(
     fusion_dir: Path, depth_dir: Path, out: Path, params: MeshParams, progress: Progress = no_progress
 ) -> dict[str, Any]:
-    views = [View.from_json(i, r["camera"]) for i, r in enumerate(load_depth_views(depth_dir))]
+    records = load_depth_views(depth_dir)
+    views = [View.from_json(i, r["camera"]) for i, r in enumerate(records)]
     progress(0, 3, f"surface ({params.method})")
     if params.method == "poisson":
         surface = _poisson(fusion_dir / FUSED_PLY, params)
     else:
-        surface = _tsdf(depth_dir, views, params)
+        surface = _tsdf(depth_dir, records, views, params)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
     if len(faces) == 0:
         raise StageError("mesh", f"the {params.method} surface has no faces", fusion_dir)
@@ -102,10 +103,12 @@ def _poisson(ply: Path, params: MeshParams) -> o3d.geometry.TriangleMesh:
     return meshing.poisson_surface(to_open3d(xyz, rgb, normals), params.poisson_depth, params.density_trim)
 
 
-def _tsdf(depth_dir: Path, views: list[View], params: MeshParams) -> o3d.geometry.TriangleMesh:
+def _tsdf(
+    depth_dir: Path, records: list[dict[str, Any]], views: list[View], params: MeshParams
+) -> o3d.geometry.TriangleMesh:
     frames = []
     footprints = []
-    for view, record in zip(views, load_depth_views(depth_dir), strict=True):
+    for view, record in zip(views, records, strict=True):
         maps = load_view(depth_dir / record["map"])
         extrinsic = np.eye(4)
         extrinsic[:3, :3], extrinsic[:3, 3] = view.rotation, view.translation

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from photoforge.encode import contact_sheet, write_mp4
+from photoforge.images import read_rgb
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.bake import ALBEDO_PNG
 from photoforge.stages.uv import load_uv_mesh
@@ -52,7 +53,7 @@ def run(
 ) -> dict[str, Any]:
     width, height = params.width // 2 * 2, params.height // 2 * 2
     vertices, faces, uvs, _ = load_uv_mesh(uv_dir)
-    texture = cv2.cvtColor(cv2.imread(str(bake_dir / ALBEDO_PNG), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    texture = read_rgb(bake_dir / ALBEDO_PNG, "turntable", "baked texture")
     orbit = Orbit(
         params.frames, width, height, params.elevation_deg, params.fov_deg,
         tuple(params.background), tuple(params.key_light), params.ambient,

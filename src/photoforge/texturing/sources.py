@@ -10,7 +10,7 @@ import numpy as np
 import pycolmap
 
 from photoforge.errors import StageError
-from photoforge.images import load_photo, sharpness
+from photoforge.images import load_photo, read_rgb, sharpness
 
 _REMAP_WIDTH = 4096
 
@@ -69,10 +69,7 @@ def to_asset(
 
 def undistorted_source(name: str, image_path: Path, k: np.ndarray, width: int, height: int, pose: tuple) -> PhotoSource:
     """A COLMAP-undistorted frame: pinhole projection at the image's own size."""
-    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise StageError("bake", "cannot read the undistorted frame", image_path)
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = read_rgb(image_path, "bake", "undistorted frame")
     scale = np.diag([rgb.shape[1] / width, rgb.shape[0] / height, 1.0])
     return PhotoSource(name, rgb, pose[0], pose[1], scale @ k, None, sharpness(rgb))
 
