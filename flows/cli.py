@@ -83,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", default="0 * * * *", help="process-inbox schedule (default: hourly)")
     serve.set_defaults(handler=_cmd_serve)
 
+    deploy = sub.add_parser(
+        "deploy", help="create the CPU and GPU work pools and deploy prefect.yaml to them (needs a Prefect server)"
+    )
+    deploy.add_argument("--workspace", type=Path, default=Path("workspace"), help="shared artefact root")
+    deploy.add_argument("--inbox", type=Path, required=True, help="folder process-inbox scans")
+    deploy.add_argument("--preset", default="standard", help="the deployments' default preset")
+    deploy.add_argument("--cron", default="0 * * * *", help="process-inbox schedule (default: hourly)")
+    deploy.add_argument("--cpu-pool", default="photoforge-cpu", help="pool of the orchestrating flows")
+    deploy.add_argument("--gpu-pool", default="photoforge-gpu", help="pool of the GPU stages")
+    deploy.add_argument("--gpu-concurrency", type=int, default=1, help="GPU runs at once in the pool (one per GPU)")
+    deploy.add_argument("--no-gpu-pool", action="store_true", help="run GPU stages inline on the CPU pool's workers")
+    deploy.set_defaults(handler=_cmd_deploy)
+
     presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
     presets.add_argument("name", nargs="?", help="show only this preset")
     presets.set_defaults(handler=_cmd_presets)
@@ -183,6 +196,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    load_preset(args.preset)
+    if not os.environ.get("PREFECT_API_URL"):
+        raise PhotoforgeError("[deploy] set PREFECT_API_URL to the Prefect server the workers use (see README)")
+    from flows.deployments import PoolSetup, deploy_to_pools
+
+    setup = PoolSetup(
+        workspace=args.workspace,
+        inbox=args.inbox,
+        preset=args.preset,
+        cron=args.cron,
+        cpu_pool=args.cpu_pool,
+        gpu_pool=None if args.no_gpu_pool else args.gpu_pool,
+        gpu_concurrency=args.gpu_concurrency,
+    )
+    deploy_to_pools(setup)
+    out.print(f"deployed reconstruct/reconstruct and process-inbox/process-inbox to pool {setup.cpu_pool}")
+    if setup.gpu_pool:
+        out.print(f"deployed gpu-stage/gpu to pool {setup.gpu_pool} (concurrency {setup.gpu_concurrency})")
+    out.print(f"start workers: prefect worker start --pool {setup.cpu_pool}")
+    if setup.gpu_pool:
+        out.print(f"on each GPU machine: prefect worker start --pool {setup.gpu_pool} --limit 1")
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     path = pipelines_path()
     names = [args.name] if args.name else list(load_presets(path))
@@ -260,7 +298,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"photoforge: {summary['capture']} ({summary['preset']})", title_justify="left")
     for column in ("stage", "status", "seconds", "artefact dir", "key metric"):
         table.add_column(column)
-    colours = {"ran": "green", "cached": "blue", "failed": "red"}
+    colours = {"ran": "green", "cached": "blue", "failed": "red", "skipped": "yellow"}
     for row in summary["stages"]:
         status = row["status"]
         table.add_row(
@@ -272,7 +310,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     out.print(table)
     stages = summary["stages"]
-    if stages and all(row["status"] == "cached" for row in stages):
+    if stages and all(row["status"] in ("cached", "skipped") for row in stages):
         out.print(f"nothing changed: no stage executed ({len(stages)} reused from the cache)")
     elif stages:
         ran = [row["stage"] for row in stages if row["status"] == "ran"]

@@ -1,4 +1,5 @@
-"""Deployments of the photoforge flows, served from this process (`photoforge serve`).
+"""Deployments of the photoforge flows: served from this process (`photoforge serve`), or put on
+Prefect work pools from prefect.yaml (`photoforge deploy`), where workers pick them up.
 
 `reconstruct` can be started from the UI's Run form (the preset is a dropdown) or with
 `prefect deployment run reconstruct/reconstruct`; `process-inbox` runs on a cron schedule.
@@ -7,6 +8,10 @@ Serving never pauses the schedule on shutdown.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import serve
@@ -14,6 +19,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.batch import process_inbox
 from flows.reconstruct import reconstruct
+from photoforge.errors import PhotoforgeError
 
 
 def build(workspace: Path, preset: str, inbox: Path | None, cron: str | None) -> list[RunnerDeployment]:
@@ -38,3 +44,58 @@ def build(workspace: Path, preset: str, inbox: Path | None, cron: str | None) ->
 
 def serve_deployments(workspace: Path, preset: str, inbox: Path | None, cron: str | None) -> None:
     serve(*build(workspace, preset, inbox, cron), pause_on_shutdown=False)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT_YAML = ROOT / "prefect.yaml"
+GPU_STAGE_DEPLOYMENT = "gpu-stage/gpu"
+
+
+@dataclass(frozen=True)
+class PoolSetup:
+    """What `photoforge deploy` puts on the Prefect server: pools, and prefect.yaml's deployments."""
+
+    workspace: Path
+    inbox: Path
+    preset: str = "standard"
+    cron: str = "0 * * * *"
+    cpu_pool: str = "photoforge-cpu"
+    gpu_pool: str | None = "photoforge-gpu"
+    gpu_concurrency: int = 1
+
+    def environment(self) -> dict[str, str]:
+        """The values prefect.yaml reads (`{{ $NAME }}`)."""
+        return {
+            "PHOTOFORGE_ROOT": str(ROOT),
+            "PHOTOFORGE_WORKSPACE": str(self.workspace.resolve()),
+            "PHOTOFORGE_INBOX": str(self.inbox.resolve()),
+            "PHOTOFORGE_PRESET": self.preset,
+            "PHOTOFORGE_CRON": self.cron,
+            "PHOTOFORGE_CPU_POOL": self.cpu_pool,
+            "PHOTOFORGE_GPU_POOL": self.gpu_pool or self.cpu_pool,
+            "PHOTOFORGE_GPU_DEPLOYMENT": GPU_STAGE_DEPLOYMENT if self.gpu_pool else "",
+        }
+
+
+def ensure_pool(name: str, concurrency: int | None) -> None:
+    """A process work pool with this concurrency limit (created when missing)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process", concurrency_limit=concurrency))
+        except ObjectAlreadyExists:
+            client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=concurrency))
+
+
+def deploy_to_pools(setup: PoolSetup) -> None:
+    """Create the pools, then `prefect deploy --all` on prefect.yaml with the setup's values."""
+    ensure_pool(setup.cpu_pool, None)
+    if setup.gpu_pool:
+        ensure_pool(setup.gpu_pool, setup.gpu_concurrency)
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML)]
+    done = subprocess.run(command, cwd=ROOT, env=os.environ | setup.environment(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PhotoforgeError(f"[deploy] prefect deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from prefect import flow
 from prefect.context import get_run_context
 from prefect.states import State
 
 from flows.artifacts import publish_artifacts
+from flows.gpu import gpu_deployment, run_on_gpu_pool
+from flows.runners import view_task_runner
 from photoforge.errors import PhotoforgeError, StageError
 from photoforge.hashing import combine
 from photoforge.outputs import publish
 from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset, load_presets
 from photoforge.stage import StageResult
+from photoforge.stages.splat import cannot_run_here
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
 from tasks.bake import bake
@@ -26,10 +30,12 @@ from tasks.ingest import ingest
 from tasks.mesh import mesh
 from tasks.poses import poses
 from tasks.report import report
+from tasks.splat import splat
 from tasks.turntable import turntable
 from tasks.uv import uv
 
 DEFAULT_WORKSPACE = "workspace"
+log = logging.getLogger("photoforge")
 
 
 def _preset_names() -> type:
@@ -61,7 +67,7 @@ def _run_name() -> str:
     return f"{capture_name(params['capture'])}-{params.get('preset', 'standard')}"
 
 
-@flow(name="reconstruct", flow_run_name=_run_name)
+@flow(name="reconstruct", flow_run_name=_run_name, task_runner=view_task_runner())
 def reconstruct(
     capture: str,
     preset: PresetName = "standard",  # type: ignore[valid-type]
@@ -89,15 +95,21 @@ def reconstruct(
         sparse = run.stage(poses, store=store, frames=frames, params=cfg.poses)
         depth_maps = run.stage(depth, store=store, frames=frames, sparse=sparse, params=cfg.depth)
         cloud = run.stage(fusion, store=store, depth=depth_maps, params=cfg.fusion)
-        surface = run.stage(mesh, store=store, cloud=cloud, depth=depth_maps, params=cfg.mesh)
+        splats = run.optional_stage(
+            splat, why_not(cfg), store=store, depth=depth_maps, fusion=cloud, params=cfg.splat
+        )  # fmt: skip
+        surface = run.stage(mesh, store=store, cloud=cloud, depth=depth_maps, params=cfg.mesh, splat=splats)
         atlas = run.stage(uv, store=store, mesh=surface, params=cfg.uv)
         texture = run.stage(
             bake, store=store, capture=source, frames=frames, sparse=sparse, depth=depth_maps, mesh=surface,
             uv=atlas, params=cfg.bake,
         )  # fmt: skip
         asset = run.stage(export, store=store, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
-        video = run.stage(turntable, store=store, uv=atlas, bake=texture, params=cfg.turntable)
+        video = run.stage(
+            turntable, store=store, uv=atlas, bake=texture, params=cfg.turntable, splat=splats, mesh=surface
+        )  # fmt: skip
         results = {"ingest": frames, "poses": sparse, "depth": depth_maps, "fusion": cloud, "mesh": surface}
+        results |= {"splat": splats} if splats is not None else {}
         results |= {"uv": atlas, "bake": texture, "export": asset, "turntable": video}
         run.stage(
             report, store=store, capture=capture, results=results, preset=preset, overrides=overrides or {},
@@ -108,6 +120,19 @@ def reconstruct(
     publish_artifacts(run.summary)
 
     return run.summary.model_dump(mode="json")
+
+
+def why_not(cfg: PipelineConfig) -> str | None:
+    """Why the splat stage is left out of this run (None: it runs).
+
+    Off in the preset; or too big for this machine with no GPU pool to send it to, while the mesh
+    does not need it (a run that needs the splats fails in the stage with the settings to change).
+    """
+    if not cfg.splat.enabled:
+        return "off in the preset (splat.enabled)"
+    if gpu_deployment("splat") is not None or cfg.mesh.surface == "splats":
+        return None
+    return cannot_run_here(cfg.splat)
 
 
 def config_hash(cfg: PipelineConfig) -> str:
@@ -145,18 +170,47 @@ class PipelineRun:
 
     def stage(self, task: Any, **kwargs: Any) -> StageResult:
         start = time.perf_counter()
-        state: State = task(**kwargs, return_state=True)
-        seconds = time.perf_counter() - start
-        if state.is_failed() or state.is_crashed() or not state.is_completed():
-            cause = state.result(raise_on_failure=False)
-            if not isinstance(cause, BaseException):
-                cause = RuntimeError(f"{task.name}: {state.message}")
-            self.summary.stages.append(StageRow(stage=task.name, status="failed", seconds=round(seconds, 3)))
-            self.summary.status = "failed"
-            self.summary.error = str(cause)
-            raise PipelineFailed(self.summary, cause) from cause
-        result: StageResult = state.result()
-        self.summary.stages.append(StageRow.from_result(result, cached=state.name == "Cached", seconds=seconds))
+        deployment = gpu_deployment(task.name)
+        if deployment is not None and not _already_cached(task, kwargs):
+            try:
+                result, cached = run_on_gpu_pool(deployment, task, kwargs)
+            except Exception as exc:
+                self._failed(task.name, time.perf_counter() - start, exc)
+            row = StageRow.from_result(result, cached=cached, seconds=time.perf_counter() - start)
+            self.summary.stages.append(row.model_copy(update={"ran_on": deployment}))
+        else:
+            state: State = task(**kwargs, return_state=True)
+            seconds = time.perf_counter() - start
+            if state.is_failed() or state.is_crashed() or not state.is_completed():
+                cause = state.result(raise_on_failure=False)
+                if not isinstance(cause, BaseException):
+                    cause = RuntimeError(f"{task.name}: {state.message}")
+                self._failed(task.name, seconds, cause)
+            result = state.result()
+            self.summary.stages.append(StageRow.from_result(result, cached=state.name == "Cached", seconds=seconds))
         if task.name == self.until:
             raise _UntilReached
         return result
+
+    def optional_stage(self, task: Any, skip_reason: str | None, **kwargs: Any) -> StageResult | None:
+        """A stage the preset may leave out: a 'skipped' row with the reason (a warning unless it is off)."""
+        if skip_reason is None:
+            return self.stage(task, **kwargs)
+        if not skip_reason.startswith("off in the preset"):
+            log.warning("%s skipped: %s", task.name, skip_reason)
+            self.summary.stages.append(StageRow(stage=task.name, status="skipped", seconds=0.0, metric=skip_reason))
+        if task.name == self.until:
+            raise _UntilReached
+        return None
+
+    def _failed(self, stage: str, seconds: float, cause: BaseException) -> NoReturn:
+        self.summary.stages.append(StageRow(stage=stage, status="failed", seconds=round(seconds, 3)))
+        self.summary.status = "failed"
+        self.summary.error = str(cause)
+        raise PipelineFailed(self.summary, cause) from cause
+
+
+def _already_cached(task: Any, kwargs: dict[str, Any]) -> bool:
+    """A complete artefact for this key exists: reuse it here rather than wake the GPU pool."""
+    store, key = task.cache_policy.key_function(kwargs)
+    return store.find(task.name, key) is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from photoforge.stage import StageResult
 from photoforge.stages import bake as stage
@@ -12,12 +11,7 @@ from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-def _key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
-    upstream = [inputs[name] for name in ("frames", "sparse", "depth", "mesh", "uv")]
-    return inputs["store"], stage.STAGE.key(inputs["params"], stage.key_inputs(*upstream))
-
-
-@stage_task(stage.STAGE, _key)
+@stage_task(stage)
 def bake(
     store: ArtefactStore,
     capture: str,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from photoforge.stage import StageResult
 from photoforge.stages import ingest as stage
@@ -12,10 +11,6 @@ from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-def _key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
-    return inputs["store"], stage.STAGE.key(inputs["params"], stage.key_inputs(Path(inputs["capture"])))
-
-
-@stage_task(stage.STAGE, _key)
+@stage_task(stage)
 def ingest(store: ArtefactStore, capture: str, params: stage.IngestParams) -> StageResult:
     return stage.execute(store, Path(capture), params, TaskProgress("ingest"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from photoforge.stage import StageResult
 from photoforge.stages import mesh as stage
 from photoforge.store import ArtefactStore
@@ -11,10 +9,12 @@ from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-def _key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
-    return inputs["store"], stage.STAGE.key(inputs["params"], stage.key_inputs(inputs["cloud"], inputs["depth"]))
-
-
-@stage_task(stage.STAGE, _key)
-def mesh(store: ArtefactStore, cloud: StageResult, depth: StageResult, params: stage.MeshParams) -> StageResult:
-    return stage.execute(store, cloud, depth, params, TaskProgress("mesh"))
+@stage_task(stage)
+def mesh(
+    store: ArtefactStore,
+    cloud: StageResult,
+    depth: StageResult,
+    params: stage.MeshParams,
+    splat: StageResult | None = None,
+) -> StageResult:
+    return stage.execute(store, cloud, depth, params, TaskProgress("mesh"), splat=splat)

@@ -11,12 +11,7 @@ from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-def _key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
-    keyed = stage.key_inputs(inputs["results"], inputs["preset"], inputs["overrides"])
-    return inputs["store"], stage.STAGE.key(inputs["params"], keyed)
-
-
-@stage_task(stage.STAGE, _key)
+@stage_task(stage)
 def report(
     store: ArtefactStore,
     capture: str,

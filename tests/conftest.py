@@ -16,6 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 SAMPLE_GT = ROOT / "data" / "sample_gt"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The whole DAG on a synthetic capture in about a minute: for tests of orchestration, not quality.
+SMALL_RUN = {
+    "ingest.max_size": 480,
+    "depth.max_size": 240,
+    "depth.backend": "cpu",
+    "depth.planes": 32,
+    "mesh.target_faces": 8000,
+    "uv.texture_size": 512,
+    "bake.max_eval_views": 2,
+    "export.usdz": False,
+    "turntable.frames": 12,
+    "turntable.width": 320,
+    "turntable.height": 180,
+}
 
 
 def textured_rgb(seed: int, width: int = 640, height: int = 480) -> np.ndarray:

@@ -161,8 +161,11 @@ def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int, cap
         flow_runs = _post_json(f"{base}/flow_runs/filter")
         assert len(flow_runs) == expected_runs
         assert all(run["state_name"] == "Completed" for run in flow_runs)
-        task_states = sorted(run["state_name"] for run in _post_json(f"{base}/task_runs/filter"))
+        task_runs = _post_json(f"{base}/task_runs/filter")
+        task_states = sorted(run["state_name"] for run in task_runs if not run["name"].startswith("depth-view-"))
         assert task_states == ["Cached"] * len(STAGES) + ["Completed"] * len(STAGES)
+        views = [run for run in task_runs if run["name"].startswith("depth-view-")]
+        assert len(views) == 6  # sample_subset has six photos: one depth-view task each, in the first run only
         artifacts = _post_json(f"{base}/artifacts/filter")
         assert any(
             f":{files_port}/" not in str(a["data"]) and "/outputs/report.html" in str(a["data"]) for a in artifacts

@@ -34,24 +34,45 @@ def poisson_surface(cloud: o3d.geometry.PointCloud, depth: int, trim_quantile: f
 
 
 def tsdf_surface(
-    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], voxel: float, truncation: float
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    voxel: float,
+    truncation_voxels: float = 4.0,
+    min_weight: float = 1.0,
 ) -> o3d.geometry.TriangleMesh:
-    """TSDF fusion of (depth, colour, K, world-to-camera 4x4) frames, marching cubes out."""
-    volume = o3d.pipelines.integration.ScalableTSDFVolume(
-        voxel_length=voxel, sdf_trunc=truncation, color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8
+    """TSDF fusion of (depth, colour uint8, K, world-to-camera 4x4) frames, marching cubes out.
+
+    open3d's sparse VoxelBlockGrid (tensor API): the legacy ScalableTSDFVolume integrates nothing
+    in open3d 0.20 (every extraction came back empty here), and a dense grid would need gigabytes
+    at fine voxel sizes. Voxels seen by fewer than `min_weight` frames are dropped.
+    """
+    o3c = o3d.core
+    grid = o3d.t.geometry.VoxelBlockGrid(
+        attr_names=("tsdf", "weight", "color"),
+        attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+        attr_channels=(1, 1, 3),
+        voxel_size=voxel,
+        block_resolution=8,
+        block_count=4096,  # the hash map grows as needed
+        device=o3c.Device("CPU:0"),
     )
     for depth, color, k, extrinsic in frames:
-        height, width = depth.shape
-        intrinsic = o3d.camera.PinholeCameraIntrinsic(width, height, k[0, 0], k[1, 1], k[0, 2] - 0.5, k[1, 2] - 0.5)
-        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-            o3d.geometry.Image(np.ascontiguousarray(color)),
-            o3d.geometry.Image(np.ascontiguousarray(depth.astype(np.float32))),
-            depth_scale=1.0,
-            depth_trunc=float(depth.max()) * 1.01 + 1e-6,
-            convert_rgb_to_intensity=False,
+        if not (depth > 0).any():
+            continue
+        far = float(depth.max()) * 1.01 + 1e-6
+        intrinsic = k.astype(np.float64).copy()
+        intrinsic[:2, 2] -= 0.5  # COLMAP puts pixel centres at +0.5, open3d at integers
+        intrinsic_t = o3c.Tensor(intrinsic)
+        extrinsic_t = o3c.Tensor(np.ascontiguousarray(extrinsic, np.float64))
+        depth_t = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth, np.float32)))
+        color_t = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(color, np.float32) / 255.0))
+        blocks = grid.compute_unique_block_coordinates(
+            depth_t, intrinsic_t, extrinsic_t, 1.0, far, trunc_voxel_multiplier=truncation_voxels
         )
-        volume.integrate(rgbd, intrinsic, extrinsic)
-    return volume.extract_triangle_mesh()
+        grid.integrate(
+            blocks, depth_t, color_t, intrinsic_t, intrinsic_t, extrinsic_t, 1.0, far,
+            trunc_voxel_multiplier=truncation_voxels,
+        )  # fmt: skip
+    return grid.extract_triangle_mesh(weight_threshold=min_weight).to_legacy()
 
 
 def cleanup(vertices: np.ndarray, faces: np.ndarray, settings: CleanupSettings) -> tuple[np.ndarray, np.ndarray]:

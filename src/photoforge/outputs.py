@@ -13,7 +13,8 @@ from photoforge.summary import RunSummary
 RUN_JSON = "run.json"
 DELIVERABLES = {
     "export": ("asset.glb", "asset.obj", "asset.mtl", "albedo.png", "asset.usdz"),
-    "turntable": ("turntable.mp4", "poster.png", "contact_sheet.png"),
+    "splat": ("splats.ply",),
+    "turntable": ("turntable.mp4", "poster.png", "contact_sheet.png", "splat_turntable.mp4"),
     "report": ("report.html", "report.json"),
 }
 
@@ -33,8 +34,12 @@ def publish(outputs: Path, summary: RunSummary) -> Path:
         "preset": summary.preset,
         "overrides": summary.overrides,
         "config_hash": summary.config_hash,
-        "keys": {row.stage: row.key for row in summary.stages},
-        "paths": {row.stage: row.path for row in summary.stages},
+        "keys": {row.stage: row.key for row in summary.stages if row.key},
+        "paths": {row.stage: row.path for row in summary.stages if row.path},
+        "stages": [
+            row.model_dump(mode="json", include={"stage", "status", "seconds", "compute_seconds", "ran_on"})
+            for row in summary.stages
+        ],
     }
     (staging / RUN_JSON).write_text(json.dumps(record, indent=2) + "\n")
     report = staging / "report.html"

@@ -18,6 +18,7 @@ from photoforge.stages.ingest import IngestParams
 from photoforge.stages.mesh import MeshParams
 from photoforge.stages.poses import PosesParams
 from photoforge.stages.report import ReportParams
+from photoforge.stages.splat import SplatParams
 from photoforge.stages.turntable import TurntableParams
 from photoforge.stages.uv import UVParams
 
@@ -34,6 +35,7 @@ class PipelineConfig(BaseModel):
     poses: PosesParams
     depth: DepthParams
     fusion: FusionParams
+    splat: SplatParams
     mesh: MeshParams
     uv: UVParams
     bake: BakeParams

@@ -17,6 +17,7 @@ SECTIONS = (
     ("poses", "Camera poses"),
     ("depth", "Dense depth"),
     ("fusion", "Fused point cloud"),
+    ("splat", "Gaussian splats"),
     ("mesh", "Mesh"),
     ("texture", "Texture"),
     ("evaluation", "Left-out views"),
@@ -62,6 +63,8 @@ def render(report: dict[str, Any], images: dict[str, list[tuple[str, str]]]) -> 
     """The page: one <section id=...> per entry of SECTIONS; `images` maps a section to (uri, caption)s."""
     body = []
     for key, title in SECTIONS:
+        if key not in report and key != "verdict":
+            continue  # a stage this run left out (the splats)
         content = _section(key, report)
         figures = "".join(_img(uri, caption) for uri, caption in images.get(key, []))
         body.append(f'<section id="{key}"><h2>{title}</h2>{content}<div class="figures">{figures}</div></section>')
@@ -112,6 +115,8 @@ def _section(key: str, r: dict[str, Any]) -> str:
         return _table(sorted(r["versions"].items()))
     if key == "turntable":
         video = '<video src="turntable.mp4" controls loop muted playsinline></video>'
+        if "splat" in r:
+            video += '<video src="splat_turntable.mp4" controls loop muted playsinline></video>'
         return video + _table(sorted(r["turntable"].items()))
     if key == "evaluation":
         rows = [

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from photoforge.stage import StageResult
 
-Status = Literal["ran", "cached", "failed"]
+Status = Literal["ran", "cached", "failed", "skipped"]
 
 
 class StageRow(BaseModel):
@@ -20,6 +20,7 @@ class StageRow(BaseModel):
     metric: str = ""
     metrics: dict[str, Any] = {}
     compute_seconds: float | None = None
+    ran_on: str | None = None  # the deployment (GPU pool) that ran it, when not this process
 
     @classmethod
     def from_result(cls, result: StageResult, cached: bool, seconds: float) -> StageRow:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,9 +72,14 @@ def execute(
     sparse: StageResult,
     params: DepthParams,
     progress: Progress = no_progress,
+    map_views: ViewMapper | None = None,
 ) -> StageResult:
+    """`map_views` spreads the per-view work (the flow passes its task runner's map); serial by default."""
     return STAGE.execute(
-        store, params, key_inputs(frames, sparse), lambda out: run(frames.dir, sparse.dir, out, params, progress)
+        store,
+        params,
+        key_inputs(frames, sparse),
+        lambda out: run(frames.dir, sparse.dir, out, params, progress, map_views or serial_map),
     )
 
 
@@ -101,7 +108,12 @@ def undistort(frames_dir: Path, sparse_dir: Path, workspace: Path) -> pycolmap.R
 
 
 def run(
-    ingest_dir: Path, poses_dir: Path, out: Path, params: DepthParams, progress: Progress = no_progress
+    ingest_dir: Path,
+    poses_dir: Path,
+    out: Path,
+    params: DepthParams,
+    progress: Progress = no_progress,
+    map_views: ViewMapper | None = None,
 ) -> dict[str, Any]:
     backend = choose_backend(params)
     quiet_colmap(verbose=False)
@@ -130,41 +142,22 @@ def run(
             ) from exc
 
     device = torch_device(params)
-    records = []
     started = time.perf_counter()
-    images = _ImageCache(workspace / "images", params.max_size, device)
-    for done, view in enumerate(views):
-        record: dict[str, Any] = {
-            "name": view.name,
-            "neighbours": [views[j].name for j in neighbours[view.index]],
-            "overlapping": [views[j].name for j in ranked[view.index][:MAX_OVERLAPPING]],
-        }
-        if backend == "cuda":
-            depth, normal, confidence, scaled = _colmap_view(workspace, view, images)
-        else:
-            result = _sweep_view(view, views, points, neighbours[view.index], images, params, device)
-            if result is None:
-                records.append({**record, "usable": False, "valid_fraction": 0.0})
-                progress(done + 1, len(views), f"{view.name}: skipped")
-                continue
-            depth, normal, confidence, scaled = result
-        valid_fraction = float((depth > 0).mean())
-        stem = f"{view.index:04d}"
-        save_view(out / MAPS_DIR / f"{stem}.npz", depth, confidence, normal, images.color(view.name))
-        preview(depth, out / PREVIEWS_DIR / f"{stem}.png")
-        usable = valid_fraction >= params.min_valid_fraction
-        records.append(
-            {
-                **record,
-                "map": f"{MAPS_DIR}/{stem}.npz",
-                "preview": f"{PREVIEWS_DIR}/{stem}.png",
-                "camera": scaled.to_json(),
-                "valid_fraction": round(valid_fraction, 4),
-                "usable": usable,
-            }
+    jobs = [
+        ViewJob(
+            view=view,
+            neighbours=[views[j] for j in neighbours[view.index]],
+            overlapping=[views[j].name for j in ranked[view.index][:MAX_OVERLAPPING]],
+            bounds=depth_range(view, points, params.depth_margin),
+            workspace=workspace,
+            out=out,
+            backend=backend,
+            device=str(device),
+            params=params,
         )
-        progress(done + 1, len(views), f"{view.name}: {valid_fraction:.0%} of pixels with depth")
-
+        for view in views
+    ]
+    records = (map_views or serial_map)(compute_view, jobs, progress)
     usable = [r for r in records if r["usable"]]
     if not usable:
         names = ", ".join(r["name"] for r in records)
@@ -185,6 +178,73 @@ def run(
         "seconds_per_view": round(seconds / len(records), 3),
         "unusable": unusable,
         "summary": f"{len(usable)}/{len(records)} views with depth ({backend})",
+    }
+
+
+@dataclass
+class ViewJob:
+    """Everything one view's depth map needs: picklable, so a task runner can ship it to a worker."""
+
+    view: View
+    neighbours: list[View]
+    overlapping: list[str]
+    bounds: tuple[float, float] | None
+    workspace: Path  # the undistorted COLMAP workspace
+    out: Path  # the artefact (temp) dir: maps/ and previews/ are written here
+    backend: str
+    device: str
+    params: DepthParams
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+
+ViewMapper = Callable[[Callable[[ViewJob], dict[str, Any]], list[ViewJob], Progress], list[dict[str, Any]]]
+
+
+def serial_map(compute: Callable[[ViewJob], dict[str, Any]], jobs: list[ViewJob], progress: Progress) -> list[dict]:
+    """One view after another in this process: the library default (the flow maps through its task runner)."""
+    records = []
+    for done, job in enumerate(jobs):
+        records.append(compute(job))
+        progress(done + 1, len(jobs), view_message(records[-1]))
+    return records
+
+
+def view_message(record: dict[str, Any]) -> str:
+    if not record["usable"] and "map" not in record:
+        return f"{record['name']}: skipped"
+    return f"{record['name']}: {record['valid_fraction']:.0%} of pixels with depth"
+
+
+def compute_view(job: ViewJob) -> dict[str, Any]:
+    """One view's depth, normal and confidence maps written to job.out; returns its record."""
+    view, params = job.view, job.params
+    record: dict[str, Any] = {
+        "name": view.name,
+        "neighbours": [n.name for n in job.neighbours],
+        "overlapping": job.overlapping,
+    }
+    images = _ImageCache(job.workspace / "images", params.max_size, torch.device(job.device))
+    if job.backend == "cuda":
+        depth, normal, confidence, scaled = _colmap_view(job.workspace, view, images)
+    else:
+        result = _sweep_view(view, job.neighbours, job.bounds, images, params)
+        if result is None:
+            return {**record, "usable": False, "valid_fraction": 0.0}
+        depth, normal, confidence, scaled = result
+    valid_fraction = float((depth > 0).mean())
+    stem = f"{view.index:04d}"
+    save_view(job.out / MAPS_DIR / f"{stem}.npz", depth, confidence, normal, images.color(view.name))
+    preview(depth, job.out / PREVIEWS_DIR / f"{stem}.png")
+    return {
+        **record,
+        "map": f"{MAPS_DIR}/{stem}.npz",
+        "preview": f"{PREVIEWS_DIR}/{stem}.png",
+        "camera": scaled.to_json(),
+        "valid_fraction": round(valid_fraction, 4),
+        "usable": valid_fraction >= params.min_valid_fraction,
     }
 
 
@@ -219,26 +279,23 @@ class _ImageCache:
 
 def _sweep_view(
     view: View,
-    views: list[View],
-    points: dict[int, np.ndarray],
-    neighbour_ids: list[int],
+    neighbours: list[View],
+    bounds: tuple[float, float] | None,
     images: _ImageCache,
     params: DepthParams,
-    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, View] | None:
-    if not neighbour_ids:
+    if not neighbours:
         log.warning("depth: %s has no neighbour view with enough shared points; skipped", view.name)
         return None
-    bounds = depth_range(view, points, params.depth_margin)
     if bounds is None:
         log.warning("depth: %s sees too few sparse points to bound its depth; skipped", view.name)
         return None
     ref = images.gray(view.name)
     scaled = view.scaled(ref.shape[1], ref.shape[0])
     sources = []
-    for j in neighbour_ids:
-        gray = images.gray(views[j].name)
-        src = views[j].scaled(gray.shape[1], gray.shape[0])
+    for neighbour in neighbours:
+        gray = images.gray(neighbour.name)
+        src = neighbour.scaled(gray.shape[1], gray.shape[0])
         rotation = src.rotation @ view.rotation.T
         translation = src.translation - rotation @ view.translation
         sources.append(SourceView(gray, src.k, rotation, translation))

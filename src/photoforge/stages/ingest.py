@@ -70,9 +70,9 @@ class FrameRecord:
         return data
 
 
-def key_inputs(capture: Path) -> dict[str, Any]:
+def key_inputs(capture: Path | str) -> dict[str, Any]:
     """Content digests of every file ingest reads (relative names kept: they name the frames)."""
-    files = scan_capture(capture, warn=False)
+    files = scan_capture(Path(capture), warn=False)
     sources = [*files.photos, *files.videos]
     if files.calibration is not None:
         sources.append(files.calibration)

@@ -18,6 +18,7 @@ from photoforge import meshing
 from photoforge.errors import StageError
 from photoforge.mvs.depthmaps import load_view
 from photoforge.pointcloud import read_ply, to_open3d
+from photoforge.splatting.surface import splat_surface
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import load_depth_views
 from photoforge.stages.fusion import FUSED_PLY
@@ -31,6 +32,9 @@ MIN_POINTS = 100
 
 
 class MeshParams(StageParams):
+    surface: Literal["classical", "splats"] = Field(
+        "classical", description="classical: from the fused cloud or depth maps (method); splats: TSDF of splat renders"
+    )
     method: Literal["poisson", "tsdf"] = Field("poisson", description="surface from the fused cloud, or TSDF")
     poisson_depth: int = Field(9, ge=5, le=13, description="Poisson octree depth (detail vs time)")
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
@@ -43,31 +47,49 @@ class MeshParams(StageParams):
     target_faces: int = Field(200_000, ge=100, description="face budget (quadric decimation)")
 
 
-def key_inputs(cloud: StageResult, depth: StageResult) -> dict[str, Any]:
-    return {"fusion": cloud.key, "depth": depth.key}
+def key_inputs(cloud: StageResult, depth: StageResult, splat: StageResult | None, params: MeshParams) -> dict[str, Any]:
+    inputs = {"fusion": cloud.key, "depth": depth.key}
+    if params.surface == "splats":
+        if splat is None:
+            raise StageError("mesh", "mesh.surface=splats needs the splat stage: --set splat.enabled=true")
+        inputs["splat"] = splat.key
+    return inputs
 
 
 def execute(
-    store: ArtefactStore, cloud: StageResult, depth: StageResult, params: MeshParams, progress: Progress = no_progress
+    store: ArtefactStore,
+    cloud: StageResult,
+    depth: StageResult,
+    params: MeshParams,
+    progress: Progress = no_progress,
+    splat: StageResult | None = None,
 ) -> StageResult:
-    return STAGE.execute(
-        store, params, key_inputs(cloud, depth), lambda out: run(cloud.dir, depth.dir, out, params, progress)
-    )
+    inputs = key_inputs(cloud, depth, splat, params)
+    splat_dir = splat.dir if splat is not None and params.surface == "splats" else None
+    return STAGE.execute(store, params, inputs, lambda out: run(cloud.dir, depth.dir, out, params, progress, splat_dir))
 
 
 def run(
-    fusion_dir: Path, depth_dir: Path, out: Path, params: MeshParams, progress: Progress = no_progress
+    fusion_dir: Path,
+    depth_dir: Path,
+    out: Path,
+    params: MeshParams,
+    progress: Progress = no_progress,
+    splat_dir: Path | None = None,
 ) -> dict[str, Any]:
     records = load_depth_views(depth_dir)
     views = [View.from_json(i, r["camera"]) for i, r in enumerate(records)]
-    progress(0, 3, f"surface ({params.method})")
-    if params.method == "poisson":
+    method = "splats" if splat_dir is not None else params.method
+    progress(0, 3, f"surface ({method})")
+    if splat_dir is not None:
+        surface = splat_surface(splat_dir, voxel_px=params.tsdf_voxel_px)
+    elif params.method == "poisson":
         surface = _poisson(fusion_dir / FUSED_PLY, params)
     else:
         surface = _tsdf(depth_dir, records, views, params)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
     if len(faces) == 0:
-        raise StageError("mesh", f"the {params.method} surface has no faces", fusion_dir)
+        raise StageError("mesh", f"the {method} surface has no faces", splat_dir or fusion_dir)
     progress(1, 3, f"clean-up of {len(faces)} faces")
     settings = meshing.CleanupSettings(
         params.min_component_fraction, params.max_hole_edges, params.watertight, params.target_faces
@@ -86,7 +108,7 @@ def run(
     progress(3, 3, f"{stats['faces']} faces")
     return {
         **stats,
-        "method": params.method,
+        "method": method,
         "extent": np.round(extent, 4).tolist(),
         "summary": f"{stats['faces']} faces, {'watertight' if stats['watertight'] else 'open'}, "
         f"{'manifold' if stats['manifold'] else 'NON-manifold'}",
@@ -119,7 +141,7 @@ def _tsdf(
     if not footprints:
         raise StageError("mesh", "no depth to fuse into a TSDF", depth_dir)
     voxel = params.tsdf_voxel_px * float(np.median(footprints))
-    return meshing.tsdf_surface(frames, voxel, 4 * voxel)
+    return meshing.tsdf_surface(frames, voxel)
 
 
 def load_transform(mesh_dir: Path) -> np.ndarray:

@@ -22,7 +22,7 @@ from photoforge.store import ArtefactStore, read_manifest, write_json
 STAGE = Stage("report", version="1", libraries=("opencv-python-headless",))
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
-ORDER = ("ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable")
+ORDER = ("ingest", "poses", "depth", "fusion", "splat", "mesh", "uv", "bake", "export", "turntable")
 
 
 class ReportParams(StageParams):
@@ -98,6 +98,9 @@ def run(
         "evaluation": bake["evaluation"],
         "left_out": _pick(metrics["bake"], "psnr_left_out", "ssim_left_out", "psnr_used", "ssim_used"),
         "turntable": _pick(metrics["turntable"], "frames", "fps", "size", "render_fps", "object_coverage_mean"),
+        **({"splat": _pick(metrics["splat"], "psnr", "ssim", "psnr_initial", "ssim_initial", "gaussians", "steps",
+                           "stopped_by", "train_seconds", "steps_per_s", "peak_gpu_memory_gb", "device", "strategy",
+                           "notes")} if "splat" in metrics else {}),
         "stages": [
             {"stage": s, "key": manifests[s]["key"], "compute_seconds": float(manifests[s].get("seconds", 0))}
             for s in ORDER if s in manifests
@@ -156,8 +159,13 @@ def _images(
          f"photo | render, PSNR {e['psnr']} dB")
         for e in bake["evaluation"]
     ]  # fmt: skip
+    splat = read_manifest(dirs["splat"]).get("metrics", {}) if "splat" in dirs else {}
     return {
         "depth": depth,
+        "splat": [
+            (image_data_uri(dirs["splat"] / c), f"held-out view: splat render | photo ({Path(c).stem})")
+            for c in splat.get("comparisons", [])
+        ],
         "texture": [
             (image_data_uri(dirs["bake"] / ALBEDO_PNG, 480), "albedo texture"),
             (image_data_uri(dirs["bake"] / COVERAGE_PNG, 480), "coverage (white: seen, grey: filled)"),

@@ -12,14 +12,17 @@ from pydantic import Field
 
 from photoforge.encode import contact_sheet, write_mp4
 from photoforge.images import read_rgb
+from photoforge.splatting.render import load_splats, render_splats
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.bake import ALBEDO_PNG
+from photoforge.stages.mesh import load_transform
 from photoforge.stages.uv import load_uv_mesh
 from photoforge.store import ArtefactStore
-from photoforge.turntable_render import Orbit, render_frames
+from photoforge.turntable_render import Orbit, orbit_cameras, render_frames
 
 STAGE = Stage("turntable", version="2", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
 VIDEO = "turntable.mp4"
+SPLAT_VIDEO = "splat_turntable.mp4"
 POSTER = "poster.png"
 SHEET = "contact_sheet.png"
 SHEET_TILES = 12
@@ -38,26 +41,102 @@ class TurntableParams(StageParams):
     quality: int = Field(7, ge=1, le=10, description="H.264 quality (imageio-ffmpeg scale, 10 best)")
 
 
-def key_inputs(uv: StageResult, bake: StageResult) -> dict[str, Any]:
-    return {"uv": uv.key, "bake": bake.key}
+def key_inputs(
+    uv: StageResult, bake: StageResult, splat: StageResult | None = None, mesh: StageResult | None = None
+) -> dict[str, Any]:
+    inputs = {"uv": uv.key, "bake": bake.key}
+    if splat is not None and mesh is not None:  # the splats too, on the same orbit (mesh: the asset frame)
+        inputs |= {"splat": splat.key, "mesh": mesh.key}
+    return inputs
 
 
 def execute(
-    store: ArtefactStore, uv: StageResult, bake: StageResult, params: TurntableParams, progress: Progress = no_progress
+    store: ArtefactStore,
+    uv: StageResult,
+    bake: StageResult,
+    params: TurntableParams,
+    progress: Progress = no_progress,
+    splat: StageResult | None = None,
+    mesh: StageResult | None = None,
 ) -> StageResult:
-    return STAGE.execute(store, params, key_inputs(uv, bake), lambda out: run(uv.dir, bake.dir, out, params, progress))
+    splats = (splat.dir, mesh.dir) if splat is not None and mesh is not None else None
+    return STAGE.execute(
+        store,
+        params,
+        key_inputs(uv, bake, splat, mesh),
+        lambda out: run(uv.dir, bake.dir, out, params, progress, splats),
+    )
 
 
 def run(
-    uv_dir: Path, bake_dir: Path, out: Path, params: TurntableParams, progress: Progress = no_progress
+    uv_dir: Path,
+    bake_dir: Path,
+    out: Path,
+    params: TurntableParams,
+    progress: Progress = no_progress,
+    splats: tuple[Path, Path] | None = None,
+) -> dict[str, Any]:
+    """The textured mesh's turntable; with `splats` (splat dir, mesh dir) the splats' on the same orbit too."""
+    metrics = _mesh_turntable(uv_dir, bake_dir, out, params, progress)
+    if splats is not None:
+        metrics["splats"] = _splat_turntable(*splats, uv_dir, out, params, progress)
+        metrics["summary"] += f"; splats: {metrics['splats']['summary']}"
+    return metrics
+
+
+def _splat_turntable(
+    splat_dir: Path, mesh_dir: Path, uv_dir: Path, out: Path, params: TurntableParams, progress: Progress
+) -> dict[str, Any]:
+    """gsplat renders of the trained splats from the mesh turntable's cameras (mapped back to the SfM frame)."""
+    width, height = params.width // 2 * 2, params.height // 2 * 2
+    vertices, _, _, _ = load_uv_mesh(uv_dir)
+    orbit = _orbit(params, width, height)
+    world_to_asset = load_transform(mesh_dir)
+    splats = load_splats(splat_dir)
+    background = tuple(c / 255.0 for c in params.background)
+    started = time.perf_counter()
+
+    def frames() -> Any:
+        for i, (k, rotation, translation) in enumerate(orbit_cameras(vertices, orbit)):
+            world_rotation, world_translation = camera_in_world(rotation, translation, world_to_asset)
+            image = render_splats(splats, k, world_rotation, world_translation, width, height, background)
+            progress(i + 1, params.frames, f"splat frame {i + 1}")
+            yield image.rgb
+
+    count = write_mp4(out / SPLAT_VIDEO, frames(), params.fps, width, height, params.quality)
+    seconds = time.perf_counter() - started
+    return {
+        "video": SPLAT_VIDEO,
+        "frames": count,
+        "seconds": round(seconds, 2),
+        "render_fps": round(count / seconds, 2),
+        "summary": f"{count} frames in {seconds:.0f} s",
+    }
+
+
+def camera_in_world(
+    rotation: np.ndarray, translation: np.ndarray, world_to_asset: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """An asset-frame camera as a world-frame one: x_cam = R (s Q x + p) + t, divided by s (same image)."""
+    linear = world_to_asset[:3, :3]
+    scale = float(np.cbrt(np.linalg.det(linear)))
+    return rotation @ (linear / scale), (rotation @ world_to_asset[:3, 3] + translation) / scale
+
+
+def _orbit(params: TurntableParams, width: int, height: int) -> Orbit:
+    return Orbit(
+        params.frames, width, height, params.elevation_deg, params.fov_deg,
+        tuple(params.background), tuple(params.key_light), params.ambient,
+    )  # fmt: skip
+
+
+def _mesh_turntable(
+    uv_dir: Path, bake_dir: Path, out: Path, params: TurntableParams, progress: Progress
 ) -> dict[str, Any]:
     width, height = params.width // 2 * 2, params.height // 2 * 2
     vertices, faces, uvs, _ = load_uv_mesh(uv_dir)
     texture = read_rgb(bake_dir / ALBEDO_PNG, "turntable", "baked texture")
-    orbit = Orbit(
-        params.frames, width, height, params.elevation_deg, params.fov_deg,
-        tuple(params.background), tuple(params.key_light), params.ambient,
-    )  # fmt: skip
+    orbit = _orbit(params, width, height)
     sheet_every = params.frames // SHEET_TILES
     tiles: list[np.ndarray] = []
     poster_index = params.frames // 8  # an eighth of a turn: a three-quarter view

@@ -1,0 +1,195 @@
+"""Benchmark the splat stage: training speed, GPU memory and held-out quality; the mesh from splats.
+
+    .venv/bin/python bench/splat.py [--capture ../shared/data/monstree] [--steps 30000] [--skip-capture]
+    .venv/bin/python bench/splat.py --cpu-tiny     # no GPU: a tiny configuration, to check the script
+
+(1) A real capture (default ../shared/data/monstree) through ingest -> poses -> depth -> fusion
+    (the standard preset, library stages called directly), then 3DGS with each densification
+    strategy: seconds per 1k steps, steps/s, peak GPU memory, Gaussians, held-out PSNR/SSIM at
+    7k and 30k steps (checkpoints every 7k); mcmc printed as ratios to default (the baseline).
+(2) The synthetic capture (known mesh): the TSDF mesh from the splats next to the classical
+    mesh (mesh stage, Poisson on the fused cloud): accuracy, completeness and F-score at 1% of
+    the object size, as ratios to the classical mesh's.
+
+Without CUDA it refuses, unless --cpu-tiny: then (1) runs on the synthetic capture at 160 px for
+200 steps (scores at 100 and 200) and mcmc falls back to default, as the stage does on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MONSTREE = ROOT.parent / "shared" / "data" / "monstree"
+TINY: dict[str, Any] = {
+    "device": "cpu",
+    "steps": 200,
+    "max_size": 160,
+    "max_gaussians": 10_000,
+    "sh_degree": 1,
+    "background": (0.16, 0.16, 0.16),
+    "lr_means": 8e-4,
+    "lr_scales": 0.02,
+    "lr_opacities": 0.1,
+    "lr_sh0": 0.01,
+    "eval_every": 100,
+    "checkpoint_every": 100,
+}
+
+
+def dense(capture: Path, workspace: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """ingest -> poses -> depth -> fusion with the standard preset: the splat stage's inputs."""
+    from photoforge.presets import load_preset
+    from photoforge.stages import depth, fusion, ingest, poses
+    from photoforge.store import ArtefactStore
+
+    cfg = load_preset("standard", overrides)
+    store = ArtefactStore(workspace, name)
+    t0 = time.perf_counter()
+    frames = ingest.execute(store, capture, cfg.ingest)
+    sparse = poses.execute(store, frames, cfg.poses)
+    maps = depth.execute(store, frames, sparse, cfg.depth)
+    cloud = fusion.execute(store, maps, cfg.fusion)
+    print(f"    upstream (ingest..fusion) {time.perf_counter() - t0:.0f} s: {cloud.metrics['summary']}")
+    return {"store": store, "cfg": cfg, "depth": maps, "fusion": cloud}
+
+
+def splat_params(tiny: bool, **update: Any):  # type: ignore[no-untyped-def]
+    from photoforge.stages.splat import SplatParams
+
+    base = TINY if tiny else {"device": "cuda", "eval_every": 7000, "checkpoint_every": 7000}
+    return SplatParams(**{**base, **update})
+
+
+def capture_runs(capture: Path, workspace: Path, tiny: bool, steps: int) -> None:
+    from photoforge.stages import splat
+
+    print(f"(1) {capture.name}: 3DGS, {'CPU tiny configuration' if tiny else f'{steps} steps on CUDA'}")
+    overrides = {"ingest.max_size": 480, "depth.max_size": 480, "depth.backend": "cpu"} if tiny else {}
+    up = dense(capture, workspace, capture.name, overrides)
+    results = {}
+    for strategy in ("default", "mcmc"):
+        params = splat_params(tiny, strategy=strategy) if tiny else splat_params(tiny, strategy=strategy, steps=steps)
+        result = splat.execute(up["store"], up["depth"], up["fusion"], params)
+        m = results[strategy] = result.metrics
+        scores = {e["step"]: e for e in m["evaluations"]}
+        marks = [100, 200] if tiny else [7000, steps]
+        quality = "  ".join(
+            f"@{s}: PSNR {scores[s]['psnr']:.2f} SSIM {scores[s]['ssim']:.3f}" for s in marks if s in scores
+        )
+        print(
+            f"    {strategy:<7} ran {m['strategy']:<7} {m['seconds_per_1k_steps']:7.1f} s/1k steps  "
+            f"{m['steps_per_s']:6.1f} steps/s  peak GPU {m['peak_gpu_memory_gb']:.2f} GB  {m['gaussians']} Gaussians"
+        )
+        print(f"            held-out: init PSNR {m['psnr_initial']:.2f}  {quality}  {'; '.join(m['notes'])}")
+    d, c = results["default"], results["mcmc"]
+    memory = c["peak_gpu_memory_gb"] / d["peak_gpu_memory_gb"] if d["peak_gpu_memory_gb"] else float("nan")
+    print(
+        f"    ratio mcmc/default: time per step {c['seconds_per_1k_steps'] / d['seconds_per_1k_steps']:.2f}, "
+        f"peak GPU memory {memory:.2f}, Gaussians {c['gaussians'] / d['gaussians']:.2f}, "
+        f"final PSNR {c['psnr'] - d['psnr']:+.2f} dB"
+    )
+
+
+def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
+    import open3d as o3d
+
+    from photoforge.evaluation import read_strecha_dir
+    from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
+    from photoforge.splatting import splat_surface
+    from photoforge.splatting.data import CAMERAS_JSON, read_cameras
+    from photoforge.stages import mesh, splat
+    from photoforge.stages.mesh import MESH_PLY, load_transform
+    from photoforge.synthetic import make_capture
+
+    synthetic = make_capture(workspace / "synthetic-capture", views=20, width=480, height=360, focal=465.0)
+    print("(2) synthetic capture (20 views 480x360): mesh from splats vs the classical mesh, threshold 1%")
+    up = dense(
+        synthetic.capture,
+        workspace / "ws",
+        "synthetic",
+        {"ingest.max_size": 480, "depth.max_size": 480, "depth.backend": "cpu"},
+    )
+    params = splat_params(tiny) if tiny else splat_params(tiny, steps=min(steps, 7000), max_size=480)
+    splats = splat.execute(up["store"], up["depth"], up["fusion"], params)
+    t0 = time.perf_counter()
+    from_splats = splat_surface(splats.dir, device=params.device)
+    surface_s = time.perf_counter() - t0
+    classical = mesh.execute(up["store"], up["fusion"], up["depth"], up["cfg"].mesh)
+
+    cameras = read_cameras(splats.dir / CAMERAS_JSON)
+    views = cameras["train"] + cameras["test"]
+    truth = read_strecha_dir(synthetic.cameras)
+    true_centres = np.array([truth[Path(v.name).name.removesuffix(".jpg")].centre for v in views])
+    to_truth = similarity_to_truth(np.array([v.centre for v in views]), true_centres)
+    true_mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))
+    samples = observed_surface_samples(true_mesh, true_centres, count=100_000)
+    threshold = 0.01 * synthetic.object_size
+
+    def score(vertices_world: np.ndarray):  # type: ignore[no-untyped-def]
+        aligned = vertices_world @ to_truth[:3, :3].T + to_truth[:3, 3]
+        return surface_scores(aligned, true_mesh, samples, threshold)
+
+    classical_mesh = o3d.io.read_triangle_mesh(str(classical.dir / MESH_PLY))
+    asset_to_world = np.linalg.inv(load_transform(classical.dir))  # the mesh stage writes the asset frame
+    classical_world = np.asarray(classical_mesh.vertices) @ asset_to_world[:3, :3].T + asset_to_world[:3, 3]
+    rows = {
+        "classical": (score(classical_world), len(classical_mesh.triangles), classical.compute_seconds),
+        "splats": (score(np.asarray(from_splats.vertices)), len(from_splats.triangles), surface_s),
+    }
+    size = synthetic.object_size
+    for name, (s, faces, seconds) in rows.items():
+        print(
+            f"    {name:<9} {faces:>7} faces  accuracy {s.accuracy_mean / size:.3%}  completeness "
+            f"{s.completeness_mean / size:.3%}  F-score {s.fscore:.3f}  ({seconds:.1f} s)"
+        )
+    base, ours = rows["classical"][0], rows["splats"][0]
+    print(
+        f"    ratio splats/classical: accuracy {ours.accuracy_mean / base.accuracy_mean:.2f}, completeness "
+        f"{ours.completeness_mean / base.completeness_mean:.2f}, F-score {ours.fscore / base.fscore:.2f} "
+        f"(splats trained {splats.metrics['steps']} steps at {splats.metrics['resolution'][0]} px)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--capture", type=Path, default=MONSTREE, help="a capture folder (photos)")
+    parser.add_argument("--steps", type=int, default=30_000)
+    parser.add_argument("--cpu-tiny", action="store_true", help="no GPU: run a tiny CPU configuration")
+    parser.add_argument("--skip-capture", action="store_true")
+    parser.add_argument("--skip-mesh", action="store_true")
+    args = parser.parse_args()
+
+    from photoforge.splatting.rasterize import cuda_ready
+
+    problem = cuda_ready()
+    if problem is not None and not args.cpu_tiny:
+        print(f"bench/splat.py needs a CUDA GPU ({problem}); --cpu-tiny runs a tiny CPU configuration instead")
+        return 2
+    tiny = problem is not None or args.cpu_tiny
+    with tempfile.TemporaryDirectory(prefix="pf-splat-") as tmp:
+        work = Path(tmp)
+        if not args.skip_capture:
+            if tiny:
+                from photoforge.synthetic import make_capture
+
+                capture = make_capture(work / "tiny-capture", views=20, width=480, height=360, focal=465.0).capture
+                capture_runs(capture, work / "ws", tiny, args.steps)
+            elif not args.capture.is_dir():
+                print(f"(1) skipped: {args.capture} not found")
+            else:
+                capture_runs(args.capture, work / "ws", tiny, args.steps)
+        if not args.skip_mesh:
+            mesh_accuracy(work, tiny, args.steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Which Prefect task runner spreads the work inside one run (the per-view depth maps).
+
+Chosen from the environment, so a worker's job variables pick it without touching the flow:
+- PHOTOFORGE_DASK_ADDRESS=tcp://scheduler:8786: prefect-dask's DaskTaskRunner on that Dask cluster;
+- PHOTOFORGE_DASK_ADDRESS=local:N: a temporary local Dask cluster of N single-threaded processes;
+- otherwise a thread pool of PHOTOFORGE_VIEW_WORKERS threads (default 1: torch already uses every core).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+DASK_ADDRESS = "PHOTOFORGE_DASK_ADDRESS"
+VIEW_WORKERS = "PHOTOFORGE_VIEW_WORKERS"
+
+
+def view_task_runner() -> TaskRunner:
+    address = os.environ.get(DASK_ADDRESS, "").strip()
+    if not address:
+        return ThreadPoolTaskRunner(max_workers=max(1, int(os.environ.get(VIEW_WORKERS, "1"))))
+    from prefect_dask import DaskTaskRunner
+
+    if address.startswith("local"):
+        workers = int(address.partition(":")[2] or 2)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+    return DaskTaskRunner(address=address)

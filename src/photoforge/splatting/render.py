@@ -1,0 +1,64 @@
+"""Render splats from any pinhole camera: what the turntable (orbit) and the mesh-from-splats use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from photoforge.splatting.gaussians import Splats
+from photoforge.splatting.ply import read_splat_ply
+from photoforge.splatting.rasterize import Backend, rasterize, resolve_backend, viewmat
+
+SPLATS_PLY = "splats.ply"
+
+
+@dataclass
+class SplatImage:
+    rgb: np.ndarray  # H x W x 3 uint8
+    alpha: np.ndarray  # H x W float32 in [0, 1]
+    depth: np.ndarray | None  # H x W float32 expected depth along the optical axis (0 where alpha is 0)
+
+
+def load_splats(path: Path) -> Splats:
+    """Splats from a splat artefact directory (its splats.ply) or from any 3DGS PLY file."""
+    return read_splat_ply(path / SPLATS_PLY if path.is_dir() else path)
+
+
+@torch.no_grad()
+def render_splats(
+    splats: Splats,
+    k: np.ndarray,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    width: int,
+    height: int,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    with_depth: bool = False,
+    device: Literal["auto", "cuda", "cpu"] = "auto",
+) -> SplatImage:
+    """One view: K (3x3, COLMAP pixel convention), world-to-camera R (3x3) and t (3), size in px.
+
+    Uses every SH band the splats have. `device` auto renders on CUDA when gsplat can, else on CPU
+    (fine for small splats and frames; a million Gaussians at 1080p wants the GPU).
+    """
+    backend: Backend = resolve_backend(device)
+    torch_device = "cuda" if backend == "cuda" else "cpu"
+    if splats.device.type != torch_device:
+        splats = splats.to(torch_device)
+    view = viewmat(
+        torch.as_tensor(rotation, dtype=torch.float32, device=torch_device),
+        torch.as_tensor(translation, dtype=torch.float32, device=torch_device),
+    )
+    k_t = torch.as_tensor(k, dtype=torch.float32, device=torch_device)
+    bg = torch.tensor(background, dtype=torch.float32, device=torch_device)
+    mode = "RGB+ED" if with_depth else "RGB"
+    out = rasterize(splats.as_dict(), view, k_t, width, height, splats.sh_degree, bg, mode, backend)
+    colors = out.colors.float().cpu().numpy()
+    alpha = out.alphas[..., 0].float().cpu().numpy()
+    rgb = (np.clip(colors[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
+    depth = np.where(alpha > 0, colors[..., 3], 0).astype(np.float32) if with_depth else None
+    return SplatImage(rgb, alpha, depth)
