@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--gpu-pool", default="photoforge-gpu", help="pool of the GPU stages")
     deploy.add_argument("--gpu-concurrency", type=int, default=1, help="GPU runs at once in the pool (one per GPU)")
     deploy.add_argument("--no-gpu-pool", action="store_true", help="run GPU stages inline on the CPU pool's workers")
+    deploy.add_argument("--gpu-root", type=Path, help="the checkout on GPU workers (default: this one; image: /app)")
     deploy.set_defaults(handler=_cmd_deploy)
 
     presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
@@ -198,7 +199,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     load_preset(args.preset)
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         raise PhotoforgeError("[deploy] set PREFECT_API_URL to the Prefect server the workers use (see README)")
     from flows.deployments import PoolSetup, deploy_to_pools
 
@@ -210,6 +213,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         cpu_pool=args.cpu_pool,
         gpu_pool=None if args.no_gpu_pool else args.gpu_pool,
         gpu_concurrency=args.gpu_concurrency,
+        **({"gpu_root": args.gpu_root} if args.gpu_root else {}),
     )
     deploy_to_pools(setup)
     out.print(f"deployed reconstruct/reconstruct and process-inbox/process-inbox to pool {setup.cpu_pool}")

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
@@ -62,11 +63,13 @@ class PoolSetup:
     cpu_pool: str = "photoforge-cpu"
     gpu_pool: str | None = "photoforge-gpu"
     gpu_concurrency: int = 1
+    gpu_root: Path = ROOT  # the checkout on GPU workers (/app in the Docker image)
 
     def environment(self) -> dict[str, str]:
         """The values prefect.yaml reads (`{{ $NAME }}`)."""
         return {
             "PHOTOFORGE_ROOT": str(ROOT),
+            "PHOTOFORGE_GPU_ROOT": str(self.gpu_root),
             "PHOTOFORGE_WORKSPACE": str(self.workspace.resolve()),
             "PHOTOFORGE_INBOX": str(self.inbox.resolve()),
             "PHOTOFORGE_PRESET": self.preset,
@@ -87,7 +90,12 @@ def ensure_pool(name: str, concurrency: int | None) -> None:
         try:
             client.create_work_pool(WorkPoolCreate(name=name, type="process", concurrency_limit=concurrency))
         except ObjectAlreadyExists:
-            client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=concurrency))
+            if concurrency is not None:  # keep a limit set by hand on a pool we do not limit
+                client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=concurrency))
+        except httpx.HTTPError as exc:
+            raise PhotoforgeError(
+                f"[deploy] the Prefect server does not answer ({exc}): is PREFECT_API_URL right?"
+            ) from exc
 
 
 def deploy_to_pools(setup: PoolSetup) -> None:

@@ -15,24 +15,43 @@ from typing import Any, get_type_hints
 
 from prefect import Task, flow
 from prefect.deployments import run_deployment
-from pydantic import BaseModel
+from prefect.exceptions import ObjectNotFound
+from pydantic import BaseModel, TypeAdapter
 
 from flows.runners import view_task_runner
 from photoforge.errors import StageError
 from photoforge.stage import StageResult
 from photoforge.store import ArtefactStore
 from tasks.depth import depth
+from tasks.mesh import mesh
 from tasks.splat import splat
+from tasks.turntable import turntable
 
 GPU_DEPLOYMENT = "PHOTOFORGE_GPU_DEPLOYMENT"
-GPU_TASKS: dict[str, Task[Any, StageResult]] = {"depth": depth, "splat": splat}
+GPU_TASKS: dict[str, Task[Any, StageResult]] = {
+    "depth": depth,
+    "splat": splat,
+    "mesh": mesh,  # only with mesh.surface=splats: it renders the splats
+    "turntable": turntable,  # only when splats ran: it renders them on the orbit
+}
+GPU_TIMEOUT = "PHOTOFORGE_GPU_TIMEOUT_S"
 HANDOFF_DIR = ".gpu-runs"
 
 
-def gpu_deployment(stage: str) -> str | None:
-    """The deployment this stage goes to, or None to run it inline."""
+def gpu_deployment(stage: str, kwargs: dict[str, Any] | None = None) -> str | None:
+    """The deployment this stage goes to, or None to run it inline.
+
+    depth and splat always need the GPU; mesh and turntable only when they render splats.
+    """
     name = os.environ.get(GPU_DEPLOYMENT, "").strip()
-    return name if name and stage in GPU_TASKS else None
+    if not name or stage not in GPU_TASKS:
+        return None
+    kwargs = kwargs or {}
+    if stage == "mesh" and getattr(kwargs.get("params"), "surface", None) != "splats":
+        return None
+    if stage == "turntable" and kwargs.get("splat") is None:
+        return None
+    return name
 
 
 def encode(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -41,12 +60,9 @@ def encode(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode(task: Task[Any, StageResult], values: dict[str, Any]) -> dict[str, Any]:
+    """Deployment parameters back to the task's own types (StageResult | None included)."""
     hints = get_type_hints(task.fn)
-    decoded = {}
-    for name, value in values.items():
-        kind = hints.get(name)
-        decoded[name] = kind.model_validate(value) if isinstance(kind, type) and issubclass(kind, BaseModel) else value
-    return decoded
+    return {name: TypeAdapter(hints[name]).validate_python(value) for name, value in values.items()}
 
 
 def handoff_path(workspace: str, flow_run_id: str) -> Path:
@@ -72,12 +88,19 @@ def run_on_gpu_pool(deployment: str, task: Task[Any, StageResult], kwargs: dict[
     """Start the stage on the GPU pool, wait, and read its result from the shared workspace."""
     store: ArtefactStore = kwargs["store"]
     parameters = {"stage": task.name, "workspace": str(store.root), "capture": store.capture, "inputs": encode(kwargs)}
-    run = run_deployment(deployment, parameters=parameters, timeout=None, as_subflow=True)
+    timeout = float(os.environ.get(GPU_TIMEOUT, 24 * 3600))
+    try:
+        run = run_deployment(deployment, parameters=parameters, timeout=timeout, as_subflow=True)
+    except ObjectNotFound as exc:
+        raise StageError(
+            task.name, f"deployment {deployment} not found: run `photoforge deploy`, or unset {GPU_DEPLOYMENT}"
+        ) from exc
     state = run.state
     handoff = handoff_path(str(store.root), str(run.id))
     if state is None or not state.is_completed() or not handoff.is_file():
-        message = state.message if state is not None else "no state"
-        raise StageError(task.name, f"the GPU run {run.name} ({deployment}) did not complete: {message}", handoff)
+        message = f"{state.name}: {state.message or ''}" if state is not None else "no state"
+        hint = " (is a worker running on the GPU pool?)" if state is not None and not state.is_final() else ""
+        raise StageError(task.name, f"the GPU run {run.name} ({deployment}) did not complete{hint}: {message}")
     payload = json.loads(handoff.read_text())
     handoff.unlink()
     return StageResult.model_validate(payload["result"]), bool(payload["cached"])

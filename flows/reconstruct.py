@@ -170,12 +170,14 @@ class PipelineRun:
 
     def stage(self, task: Any, **kwargs: Any) -> StageResult:
         start = time.perf_counter()
-        deployment = gpu_deployment(task.name)
-        if deployment is not None and not _already_cached(task, kwargs):
-            try:
-                result, cached = run_on_gpu_pool(deployment, task, kwargs)
-            except Exception as exc:
-                self._failed(task.name, time.perf_counter() - start, exc)
+        deployment = gpu_deployment(task.name, kwargs)
+        try:
+            remote = deployment is not None and not _already_cached(task, kwargs)
+            if remote:
+                result, cached = run_on_gpu_pool(str(deployment), task, kwargs)
+        except Exception as exc:
+            self._failed(task.name, time.perf_counter() - start, exc)
+        if remote:
             row = StageRow.from_result(result, cached=cached, seconds=time.perf_counter() - start)
             self.summary.stages.append(row.model_copy(update={"ran_on": deployment}))
         else:

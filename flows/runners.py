@@ -9,6 +9,7 @@ Chosen from the environment, so a worker's job variables pick it without touchin
 from __future__ import annotations
 
 import os
+import re
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -22,7 +23,8 @@ def view_task_runner() -> TaskRunner:
         return ThreadPoolTaskRunner(max_workers=max(1, int(os.environ.get(VIEW_WORKERS, "1"))))
     from prefect_dask import DaskTaskRunner
 
-    if address.startswith("local"):
-        workers = int(address.partition(":")[2] or 2)
+    local = re.fullmatch(r"local(?::(\d+))?", address)
+    if local:
+        workers = int(local.group(1) or 2)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
     return DaskTaskRunner(address=address)

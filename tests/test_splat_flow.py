@@ -10,6 +10,7 @@ import pytest
 import trimesh
 from conftest import SMALL_RUN
 
+from flows.gpu import GPU_DEPLOYMENT
 from flows.reconstruct import reconstruct, why_not
 from photoforge.presets import load_preset
 from photoforge.synthetic import SyntheticCapture
@@ -68,10 +69,16 @@ def test_splats_feed_mesh_and_turntable_and_are_cached(synthetic: SyntheticCaptu
     assert status["turntable"] == "ran" and status["report"] == "ran"
 
 
-def test_splats_left_out_when_off_or_too_big_for_this_machine() -> None:
+def test_splats_left_out_when_off_or_too_big_for_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from photoforge.splatting import rasterize
+
+    monkeypatch.delenv(GPU_DEPLOYMENT, raising=False)
+    monkeypatch.setattr(rasterize, "cuda_ready", lambda: "no CUDA (test)")  # as on CI, even on a GPU machine
     assert why_not(load_preset("standard")) == "off in the preset (splat.enabled)"
     hero = load_preset("hero")
     assert hero.splat.enabled and hero.mesh.surface == "classical"
     reason = why_not(hero)
     assert reason is not None and "needs a CUDA GPU" in reason and "splat.steps=30000" in reason
     assert why_not(load_preset("preview", TINY_SPLATS)) is None
+    monkeypatch.setenv(GPU_DEPLOYMENT, "gpu-stage/gpu")  # the GPU pool decides there
+    assert why_not(hero) is None

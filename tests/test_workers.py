@@ -66,7 +66,7 @@ def test_inbox_on_work_pools_survives_a_killed_worker(tmp_path: Path, inbox: Pat
         # 2. restart the worker, run again: completed stages are reused, the rest is computed
         time.sleep(5)  # let a GPU-pool depth run of the killed flow finish writing
         before = complete_artefacts(workspace)
-        assert (workspace / "cap-a" / "outputs" / "run.json").is_file()
+        done_before = (workspace / "cap-a" / "outputs" / "run.json").stat().st_mtime
         cluster.start_worker("cpu-worker", setup.cpu_pool)
         second = cluster.run_deployment("process-inbox/process-inbox", params)
         run = cluster.wait(second, RUN_TIMEOUT)
@@ -77,6 +77,7 @@ def test_inbox_on_work_pools_survives_a_killed_worker(tmp_path: Path, inbox: Pat
             record = json.loads((workspace / name / "outputs" / "run.json").read_text())
             assert record["status"] == "completed", record
             assert (workspace / name / "outputs" / "asset.glb").stat().st_size > 10_000
+        assert (workspace / "cap-a" / "outputs" / "run.json").stat().st_mtime == done_before  # skipped
         after = complete_artefacts(workspace)
         assert all(after.get(path) == mtime for path, mtime in before.items()), "a completed stage was recomputed"
         rerun = json.loads((workspace / "cap-b" / "outputs" / "run.json").read_text())

@@ -135,8 +135,16 @@ class Stage:
         )
 
 
+# Builds of one library under another distribution name (same module, same version numbers).
+_BUILDS = {"pycolmap": ("pycolmap", "pycolmap-cuda12")}
+
+
 def _dist_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
+    """The library's version without its local build tag: `2.5.1+cu124` and `2.5.1+cpu` key alike,
+    so a CPU worker and a GPU worker agree on keys and reuse each other's artefacts."""
+    for name in _BUILDS.get(dist, (dist,)):
+        try:
+            return importlib.metadata.version(name).split("+")[0]
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "absent"

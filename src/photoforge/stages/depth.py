@@ -152,7 +152,6 @@ def run(
             workspace=workspace,
             out=out,
             backend=backend,
-            device=str(device),
             params=params,
         )
         for view in views
@@ -192,7 +191,6 @@ class ViewJob:
     workspace: Path  # the undistorted COLMAP workspace
     out: Path  # the artefact (temp) dir: maps/ and previews/ are written here
     backend: str
-    device: str
     params: DepthParams
 
     @property
@@ -226,7 +224,8 @@ def compute_view(job: ViewJob) -> dict[str, Any]:
         "neighbours": [n.name for n in job.neighbours],
         "overlapping": job.overlapping,
     }
-    images = _ImageCache(job.workspace / "images", params.max_size, torch.device(job.device))
+    # the device of the machine computing the view (a Dask worker may differ from the orchestrator)
+    images = _ImageCache(job.workspace / "images", params.max_size, torch_device(params))
     if job.backend == "cuda":
         depth, normal, confidence, scaled = _colmap_view(job.workspace, view, images)
     else:

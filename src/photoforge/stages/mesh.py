@@ -18,6 +18,7 @@ from photoforge import meshing
 from photoforge.errors import StageError
 from photoforge.mvs.depthmaps import load_view
 from photoforge.pointcloud import read_ply, to_open3d
+from photoforge.splatting.rasterize import CpuRasterizerOverflow
 from photoforge.splatting.surface import splat_surface
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import load_depth_views
@@ -82,7 +83,14 @@ def run(
     method = "splats" if splat_dir is not None else params.method
     progress(0, 3, f"surface ({method})")
     if splat_dir is not None:
-        surface = splat_surface(splat_dir, voxel_px=params.tsdf_voxel_px)
+        try:
+            surface = splat_surface(splat_dir, voxel_px=params.tsdf_voxel_px)
+        except CpuRasterizerOverflow as exc:
+            raise StageError(
+                "mesh",
+                f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool",
+                splat_dir,
+            ) from exc
     elif params.method == "poisson":
         surface = _poisson(fusion_dir / FUSED_PLY, params)
     else:

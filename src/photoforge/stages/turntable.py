@@ -11,7 +11,9 @@ import numpy as np
 from pydantic import Field
 
 from photoforge.encode import contact_sheet, write_mp4
+from photoforge.errors import StageError
 from photoforge.images import read_rgb
+from photoforge.splatting.rasterize import CpuRasterizerOverflow
 from photoforge.splatting.render import load_splats, render_splats
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.bake import ALBEDO_PNG
@@ -79,7 +81,15 @@ def run(
     """The textured mesh's turntable; with `splats` (splat dir, mesh dir) the splats' on the same orbit too."""
     metrics = _mesh_turntable(uv_dir, bake_dir, out, params, progress)
     if splats is not None:
-        metrics["splats"] = _splat_turntable(*splats, uv_dir, out, params, progress)
+        try:
+            metrics["splats"] = _splat_turntable(*splats, uv_dir, out, params, progress)
+        except CpuRasterizerOverflow as exc:
+            raise StageError(
+                "turntable",
+                f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool, "
+                "or lower turntable.width/height or splat.max_gaussians",
+                splats[0],
+            ) from exc
         metrics["summary"] += f"; splats: {metrics['splats']['summary']}"
     return metrics
 
