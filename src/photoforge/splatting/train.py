@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -299,7 +300,7 @@ def _save_checkpoint(
 ) -> None:
     """Written beside and renamed over, so a kill mid-write keeps the previous checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # two runs of one key never share a temp file
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
