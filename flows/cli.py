@@ -217,10 +217,9 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     )
     deploy_to_pools(setup)
     out.print(f"deployed reconstruct/reconstruct and process-inbox/process-inbox to pool {setup.cpu_pool}")
-    if setup.gpu_pool:
-        out.print(f"deployed gpu-stage/gpu to pool {setup.gpu_pool} (concurrency {setup.gpu_concurrency})")
     out.print(f"start workers: prefect worker start --pool {setup.cpu_pool}")
     if setup.gpu_pool:
+        out.print(f"deployed gpu-stage/gpu to pool {setup.gpu_pool} (concurrency {setup.gpu_concurrency})")
         out.print(f"on each GPU machine: prefect worker start --pool {setup.gpu_pool} --limit 1")
     return 0
 

@@ -115,7 +115,7 @@ def run(
         else (f"{len(failed)} check(s) failed: start with stage {failed[0]['stage']}.")
     )
     progress(1, 2, "images")
-    images = _images(dirs, depth_views, bake, params)
+    images = _images(dirs, depth_views, bake, metrics.get("splat", {}), params)
     write_json(out / REPORT_JSON, report)
     (out / REPORT_HTML).write_text(render(report, images))
     progress(2, 2, report["verdict"])
@@ -146,8 +146,13 @@ def _checks(r: dict[str, Any], p: ReportParams) -> list[dict[str, Any]]:
 
 
 def _images(
-    dirs: dict[str, Path], depth_views: list[dict[str, Any]], bake: dict[str, Any], params: ReportParams
+    dirs: dict[str, Path],
+    depth_views: list[dict[str, Any]],
+    bake: dict[str, Any],
+    splat: dict[str, Any],
+    params: ReportParams,
 ) -> dict[str, list[tuple[str, str]]]:
+    """The report's pictures per section; `splat` is the splat stage's metrics ({} when it did not run)."""
     with_preview = [v for v in depth_views if v.get("preview")]
     step = max(1, len(with_preview) // max(params.depth_previews, 1))
     depth = [
@@ -159,7 +164,6 @@ def _images(
          f"photo | render, PSNR {e['psnr']} dB")
         for e in bake["evaluation"]
     ]  # fmt: skip
-    splat = read_manifest(dirs["splat"]).get("metrics", {}) if "splat" in dirs else {}
     return {
         "depth": depth,
         "splat": [

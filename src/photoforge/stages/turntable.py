@@ -79,10 +79,15 @@ def run(
     splats: tuple[Path, Path] | None = None,
 ) -> dict[str, Any]:
     """The textured mesh's turntable; with `splats` (splat dir, mesh dir) the splats' on the same orbit too."""
-    metrics = _mesh_turntable(uv_dir, bake_dir, out, params, progress)
+    mesh = load_uv_mesh(uv_dir)
+    orbit = Orbit(
+        params.frames, params.width // 2 * 2, params.height // 2 * 2, params.elevation_deg, params.fov_deg,
+        tuple(params.background), tuple(params.key_light), params.ambient,
+    )  # fmt: skip
+    metrics = _mesh_turntable(mesh, bake_dir, orbit, out, params, progress)
     if splats is not None:
         try:
-            metrics["splats"] = _splat_turntable(*splats, uv_dir, out, params, progress)
+            metrics["splats"] = _splat_turntable(*splats, mesh[0], orbit, out, params, progress)
         except CpuRasterizerOverflow as exc:
             raise StageError(
                 "turntable",
@@ -95,12 +100,16 @@ def run(
 
 
 def _splat_turntable(
-    splat_dir: Path, mesh_dir: Path, uv_dir: Path, out: Path, params: TurntableParams, progress: Progress
+    splat_dir: Path,
+    mesh_dir: Path,
+    vertices: np.ndarray,
+    orbit: Orbit,
+    out: Path,
+    params: TurntableParams,
+    progress: Progress,
 ) -> dict[str, Any]:
     """gsplat renders of the trained splats from the mesh turntable's cameras (mapped back to the SfM frame)."""
-    width, height = params.width // 2 * 2, params.height // 2 * 2
-    vertices, _, _, _ = load_uv_mesh(uv_dir)
-    orbit = _orbit(params, width, height)
+    width, height = orbit.width, orbit.height
     world_to_asset = load_transform(mesh_dir)
     splats = load_splats(splat_dir)
     background = tuple(c / 255.0 for c in params.background)
@@ -133,20 +142,17 @@ def camera_in_world(
     return rotation @ (linear / scale), (rotation @ world_to_asset[:3, 3] + translation) / scale
 
 
-def _orbit(params: TurntableParams, width: int, height: int) -> Orbit:
-    return Orbit(
-        params.frames, width, height, params.elevation_deg, params.fov_deg,
-        tuple(params.background), tuple(params.key_light), params.ambient,
-    )  # fmt: skip
-
-
 def _mesh_turntable(
-    uv_dir: Path, bake_dir: Path, out: Path, params: TurntableParams, progress: Progress
+    mesh: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    bake_dir: Path,
+    orbit: Orbit,
+    out: Path,
+    params: TurntableParams,
+    progress: Progress,
 ) -> dict[str, Any]:
-    width, height = params.width // 2 * 2, params.height // 2 * 2
-    vertices, faces, uvs, _ = load_uv_mesh(uv_dir)
+    width, height = orbit.width, orbit.height
+    vertices, faces, uvs, _ = mesh
     texture = read_rgb(bake_dir / ALBEDO_PNG, "turntable", "baked texture")
-    orbit = _orbit(params, width, height)
     sheet_every = params.frames // SHEET_TILES
     tiles: list[np.ndarray] = []
     poster_index = params.frames // 8  # an eighth of a turn: a three-quarter view
