@@ -10,15 +10,8 @@ import numpy as np
 import torch
 
 from photoforge.render import masked_psnr, masked_ssim
-from photoforge.splatting.rasterize import Backend, rasterize, viewmat
+from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize
 from photoforge.views import View
-
-
-def camera_tensors(view: View, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(4x4 world-to-camera, 3x3 K) float32 tensors for a view."""
-    rotation = torch.as_tensor(view.rotation, dtype=torch.float32, device=device)
-    translation = torch.as_tensor(view.translation, dtype=torch.float32, device=device)
-    return viewmat(rotation, translation), torch.as_tensor(view.k, dtype=torch.float32, device=device)
 
 
 @torch.no_grad()
@@ -31,7 +24,7 @@ def render_rgb(
 ) -> np.ndarray:
     """H x W x 3 uint8 render of the Gaussians from a view."""
     device = params["means"].device
-    view_t, k = camera_tensors(view, device)
+    view_t, k = camera_tensors(view.k, view.rotation, view.translation, device)
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     out = rasterize(params, view_t, k, view.width, view.height, sh_degree, bg, "RGB", backend)
     return (out.colors.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()

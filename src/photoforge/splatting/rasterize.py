@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
@@ -51,6 +52,15 @@ def cuda_ready() -> str | None:
     if _C is None:
         return "gsplat's CUDA kernels are unavailable (no CUDA toolkit to JIT-compile them: install nvcc / CUDA_HOME)"
     return None
+
+
+def camera_tensors(
+    k: np.ndarray, rotation: np.ndarray, translation: np.ndarray, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(4x4 world-to-camera, 3x3 K) float32 tensors of a pinhole camera (R, t world-to-camera)."""
+    rotation_t = torch.as_tensor(rotation, dtype=torch.float32, device=device)
+    translation_t = torch.as_tensor(translation, dtype=torch.float32, device=device)
+    return viewmat(rotation_t, translation_t), torch.as_tensor(k, dtype=torch.float32, device=device)
 
 
 def viewmat(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 
 from photoforge.splatting.gaussians import Splats
 from photoforge.splatting.ply import read_splat_ply
-from photoforge.splatting.rasterize import Backend, rasterize, resolve_backend, viewmat
+from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize, resolve_backend
 
 SPLATS_PLY = "splats.ply"
 
@@ -49,11 +49,7 @@ def render_splats(
     torch_device = "cuda" if backend == "cuda" else "cpu"
     if splats.device.type != torch_device:
         splats = splats.to(torch_device)
-    view = viewmat(
-        torch.as_tensor(rotation, dtype=torch.float32, device=torch_device),
-        torch.as_tensor(translation, dtype=torch.float32, device=torch_device),
-    )
-    k_t = torch.as_tensor(k, dtype=torch.float32, device=torch_device)
+    view, k_t = camera_tensors(k, rotation, translation, torch_device)
     bg = torch.tensor(background, dtype=torch.float32, device=torch_device)
     mode = "RGB+ED" if with_depth else "RGB"
     out = rasterize(splats.as_dict(), view, k_t, width, height, splats.sh_degree, bg, mode, backend)

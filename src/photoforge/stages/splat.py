@@ -26,10 +26,10 @@ from pydantic import Field
 from photoforge.errors import StageError
 from photoforge.pointcloud import read_ply
 from photoforge.splatting.data import CAMERAS_JSON, Capture, load_capture, scene_scale, write_cameras
-from photoforge.splatting.evaluate import camera_tensors, save_comparisons, score_views
+from photoforge.splatting.evaluate import save_comparisons, score_views
 from photoforge.splatting.gaussians import init_splats
 from photoforge.splatting.ply import write_splat_ply
-from photoforge.splatting.rasterize import Backend, CpuRasterizerOverflow, resolve_backend
+from photoforge.splatting.rasterize import Backend, CpuRasterizerOverflow, camera_tensors, resolve_backend
 from photoforge.splatting.render import SPLATS_PLY
 from photoforge.splatting.train import CheckpointError, LearningRates, TrainSettings, TrainView, train
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
@@ -291,5 +291,5 @@ def _initial_points(capture: Capture, fusion_dir: Path | None, params: SplatPara
 
 
 def _train_view(view: View, image: np.ndarray, device: torch.device) -> TrainView:
-    view_t, k = camera_tensors(view, device)
+    view_t, k = camera_tensors(view.k, view.rotation, view.translation, device)
     return TrainView(view_t, k, torch.from_numpy(image).to(device).float() / 255.0)
