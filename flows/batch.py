@@ -7,18 +7,22 @@ one failing capture never stops the others; concurrency comes from Prefect's tas
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, capture_name, config_hash, reconstruct
+from flows.runners import StoppableThreadPoolTaskRunner
 from photoforge.errors import PhotoforgeError
 from photoforge.outputs import RUN_JSON
 from photoforge.presets import load_preset
 from photoforge.stages import ingest
+from tasks.futures import result_when_done
+
+log = logging.getLogger("photoforge")
 
 
 def list_captures(inbox: Path) -> list[Path]:
@@ -59,15 +63,24 @@ def run_capture(capture: str, preset: str, overrides: dict[str, Any], workspace:
             "ran": [s["stage"] for s in summary["stages"] if s["status"] == "ran"],
         }
     except PipelineFailed as failed:
-        stage = failed.summary.stages[-1].stage if failed.summary.stages else "?"
-        row |= {"status": "failed", "stage": stage, "cause": str(failed.cause)}
+        last = failed.summary.stages[-1].stage if failed.summary.stages else "?"
+        stage = getattr(failed.cause, "stage", None) or last  # publishing fails after the last stage's row
+        row |= {"status": "failed", "stage": stage, "cause": _cause(failed.cause)}
     except PhotoforgeError as exc:
         row |= {"status": "failed", "stage": getattr(exc, "stage", "?"), "cause": str(exc)}
+    except Exception as exc:  # anything else (publishing the outputs, a bug): this capture's row, not the batch's end
+        log.warning("batch: capture %s failed: %s", row["capture"], _cause(exc), exc_info=True)
+        row |= {"status": "failed", "stage": "?", "cause": _cause(exc)}
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
 
-@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def _cause(exc: BaseException) -> str:
+    """Our errors read as they are; anything else with its type (an empty OSError message says little)."""
+    return str(exc) if isinstance(exc, PhotoforgeError) else f"{type(exc).__name__}: {exc}"
+
+
+@flow(name="process-inbox", task_runner=StoppableThreadPoolTaskRunner(max_workers=1))
 def process_inbox(
     inbox: str,
     preset: str = "standard",
@@ -83,10 +96,10 @@ def process_inbox(
             rows.append({"capture": capture.name, "status": "skipped", "cause": "done: same content and settings"})
             continue
         futures.append(run_capture.submit(str(capture.resolve()), preset, overrides, workspace))
-    rows += [future.result() for future in futures]
+    rows += [result_when_done(future) for future in futures]
     return sorted(rows, key=lambda r: r["capture"])
 
 
 def with_concurrency(concurrency: int):  # type: ignore[no-untyped-def]
     """process_inbox running up to `concurrency` captures at once (Prefect's thread-pool task runner)."""
-    return process_inbox.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, concurrency)))
+    return process_inbox.with_options(task_runner=StoppableThreadPoolTaskRunner(max_workers=max(1, concurrency)))

@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows import prefect_env
+from flows.shutdown import exit_now, install_handlers, is_interruption, signal_number, stop_children
 from photoforge.errors import PhotoforgeError
 from photoforge.presets import (
     STAGE_ORDER,
@@ -30,6 +33,28 @@ console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty(
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
+class _Interruption:
+    """Set when a command was stopped by a signal: the process then exits at once, children stopped."""
+
+    happened = False
+
+
+def entry() -> None:
+    """The `photoforge` command: SIGTERM handled like Ctrl-C, nothing left running after a stop."""
+    install_handlers()
+    try:
+        code = main()
+    except BaseException as exc:  # a signal outside a command's own handling (e.g. during imports)
+        if not is_interruption(exc):
+            raise
+        console.print(f"[yellow]interrupted[/] ({escape(str(exc) or 'Ctrl-C')})")
+        code, _Interruption.happened = 128 + signal_number(exc), True
+    if _Interruption.happened:
+        stop_children()
+        exit_now(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -37,9 +62,32 @@ def main(argv: list[str] | None = None) -> int:
     except PhotoforgeError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: completed stages are kept; re-run to continue")
-        return 130
+    except BaseException as exc:
+        if not is_interruption(exc):
+            raise
+        return _interrupted(args, exc)
+
+
+def _interrupted(args: argparse.Namespace, exc: BaseException) -> int:
+    """Print what was done, mark this process's flow runs Crashed, and give the exit code of the signal."""
+    _Interruption.happened = True
+    signum = signal_number(exc)
+    name = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else signal.Signals(signum).name
+    reconstruct = sys.modules.get("flows.reconstruct")
+    latest = reconstruct.PipelineRun.latest if reconstruct is not None else None
+    if args.command == "run" and latest is not None:
+        _print_summary(latest.model_dump(mode="json"))
+        _write_json(getattr(args, "json", None), latest.model_dump(mode="json"))
+    workspace = getattr(args, "workspace", None)
+    if workspace is not None and "prefect" in sys.modules and args.command in ("run", "batch"):
+        from flows.local_runs import crash_own_runs
+
+        crash_own_runs(workspace)
+    console.print(
+        f"[yellow]interrupted[/] by {name}: completed stages are kept and the run is marked Crashed in the "
+        "Prefect UI; run the same command again to continue"
+    )
+    return 128 + signum
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--gpu-concurrency", type=int, default=1, help="GPU runs at once in the pool (one per GPU)")
     deploy.add_argument("--no-gpu-pool", action="store_true", help="run GPU stages inline on the CPU pool's workers")
     deploy.add_argument("--gpu-root", type=Path, help="the checkout on GPU workers (default: this one; image: /app)")
+    deploy.add_argument("--heartbeat-s", type=int, default=30, help="seconds between the runs' heartbeats (min 30)")
+    deploy.add_argument(
+        "--crash-after-s", type=int, default=90, help="a run without heartbeat this long is marked Crashed (default 90)"
+    )
     deploy.set_defaults(handler=_cmd_deploy)
 
     presets = sub.add_parser("presets", help="list the presets of pipelines.yaml with their parameters")
@@ -105,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--workspace", type=Path, default=Path("workspace"), help="workspace whose runs to show")
     ui.add_argument("--port", type=int, default=4200)
     ui.add_argument("--files-port", type=int, default=4201, help="read-only file server for the run links")
+    ui.add_argument(
+        "--files-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer file requests addressed to this host name (a local proxy's); repeatable",
+    )
     ui.set_defaults(handler=_cmd_ui)
 
     show = sub.add_parser("open", help="print (or open) the latest asset, turntable and report of a capture")
@@ -122,12 +181,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from photoforge.media import scan_capture
 
     scan_capture(args.path, warn=False)  # fail fast on a missing or empty folder (the ingest stage checks again)
+    _check_workspace(args.workspace, "run")
 
     prefect_env.configure(args.workspace, verbose=args.verbose)
     _setup_console_logging(args.verbose)
+    console.print(f"[bold]photoforge[/] run {escape(str(args.path))} (preset {args.preset}); starting Prefect…")
+    prefect_env.start_local_api("run")
     from flows.reconstruct import PipelineFailed, reconstruct
 
-    console.print(f"[bold]photoforge[/] run {escape(str(args.path))} (preset {args.preset}); starting Prefect…")
     try:
         summary = reconstruct(
             capture=str(args.path),
@@ -154,11 +215,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     load_preset(args.preset, overrides)
     if not args.inbox.is_dir():
         raise PhotoforgeError(f"[batch] {args.inbox}: not a folder")
+    _check_workspace(args.workspace, "batch")
     prefect_env.configure(args.workspace, verbose=args.verbose)
     _setup_console_logging(args.verbose)
+    console.print(f"[bold]photoforge[/] batch {escape(str(args.inbox))} (preset {args.preset}); starting Prefect…")
+    prefect_env.start_local_api("batch")
     from flows.batch import with_concurrency
 
-    console.print(f"[bold]photoforge[/] batch {escape(str(args.inbox))} (preset {args.preset}); starting Prefect…")
     rows = with_concurrency(args.concurrency)(
         inbox=str(args.inbox), preset=args.preset, workspace=str(args.workspace), overrides=overrides
     )
@@ -184,6 +247,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     load_preset(args.preset)
+    _check_workspace(args.workspace, "serve")
     home = prefect_env.configure(args.workspace)
     _setup_console_logging(verbose=False)
     from flows.deployments import serve_deployments
@@ -214,6 +278,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         gpu_pool=None if args.no_gpu_pool else args.gpu_pool,
         gpu_concurrency=args.gpu_concurrency,
         **({"gpu_root": args.gpu_root} if args.gpu_root else {}),
+        heartbeat_s=args.heartbeat_s,
+        crash_after_s=args.crash_after_s,
     )
     deploy_to_pools(setup)
     out.print(f"deployed reconstruct/reconstruct and process-inbox/process-inbox to pool {setup.cpu_pool}")
@@ -245,11 +311,21 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from flows.file_server import serve_workspace
+    from flows.ports import check_free
+    from photoforge.errors import StageError
 
+    if args.port == args.files_port:
+        raise StageError("ui", "the Prefect UI and the file server need two ports: pass another --files-port")
+    check_free(args.port, flag="--port")  # before anything starts: one clear line, not a server's traceback
+    check_free(args.files_port, flag="--files-port")
     home = prefect_env.configure(args.workspace)
     args.workspace.mkdir(parents=True, exist_ok=True)
     where = f"PREFECT_HOME={home}" if home else "your Prefect configuration"
-    files = serve_workspace(args.workspace, args.files_port)
+    try:
+        files = serve_workspace(args.workspace, args.files_port, hosts=args.files_host)
+    except OSError as exc:  # taken since the check
+        cause = f"cannot serve the files ({exc.strerror or exc}): pass another --files-port"
+        raise StageError("ui", cause, f"127.0.0.1:{args.files_port}") from exc
     console.print(f"Prefect UI on http://127.0.0.1:{args.port} (runs from {where}); Ctrl-C stops it")
     console.print(f"workspace files (read-only) on http://127.0.0.1:{args.files_port}/")
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
@@ -258,6 +334,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         return subprocess.call(command, env=env)
     finally:
         files.shutdown()
+        files.server_close()
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
@@ -301,7 +378,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"photoforge: {summary['capture']} ({summary['preset']})", title_justify="left")
     for column in ("stage", "status", "seconds", "artefact dir", "key metric"):
         table.add_column(column)
-    colours = {"ran": "green", "cached": "blue", "failed": "red", "skipped": "yellow"}
+    colours = {"ran": "green", "cached": "blue", "failed": "red", "skipped": "yellow", "interrupted": "magenta"}
     for row in summary["stages"]:
         status = row["status"]
         table.add_row(
@@ -326,6 +403,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 out.print(f"{label + ':':<11}{escape(_short(str(outputs / name)))}")
 
 
+def _check_workspace(workspace: Path, command: str) -> None:
+    """Fail before Prefect starts when the workspace is a file or cannot be written (one line, what to do)."""
+    if workspace.exists() and not workspace.is_dir():
+        raise PhotoforgeError(
+            f"[{command}] {workspace}: --workspace is a file, not a folder: pass a folder (it is created if missing)"
+        )
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workspace, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        cause = exc.strerror or type(exc).__name__
+        raise PhotoforgeError(
+            f"[{command}] {workspace}: cannot write the workspace ({cause}): "
+            "pass --workspace with a folder you can write to"
+        ) from exc
+
+
 def _short(path: str | None) -> str:
     if not path:
         return ""
@@ -342,4 +437,4 @@ def _write_json(path: Path | None, summary: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

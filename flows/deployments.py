@@ -20,6 +20,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.batch import process_inbox
 from flows.reconstruct import reconstruct
+from flows.zombies import MIN_HEARTBEAT_S, check_timing, ensure_zombie_automation
 from photoforge.errors import PhotoforgeError
 
 
@@ -44,7 +45,8 @@ def build(workspace: Path, preset: str, inbox: Path | None, cron: str | None) ->
 
 
 def serve_deployments(workspace: Path, preset: str, inbox: Path | None, cron: str | None) -> None:
-    serve(*build(workspace, preset, inbox, cron), pause_on_shutdown=False)
+    # served runs heartbeat as often as the pools' may: the automation of `photoforge deploy` watches them too
+    serve(*build(workspace, preset, inbox, cron), pause_on_shutdown=False, heartbeat_seconds=MIN_HEARTBEAT_S)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +66,8 @@ class PoolSetup:
     gpu_pool: str | None = "photoforge-gpu"
     gpu_concurrency: int = 1
     gpu_root: Path = ROOT  # the checkout on GPU workers (/app in the Docker image)
+    heartbeat_s: int = 30  # the pools' flow runs report they are alive this often (Prefect's minimum: 30)
+    crash_after_s: int = 90  # a run not heard of for this long lost its process: marked Crashed
 
     def environment(self) -> dict[str, str]:
         """The values prefect.yaml reads (`{{ $NAME }}`)."""
@@ -77,6 +81,7 @@ class PoolSetup:
             "PHOTOFORGE_CPU_POOL": self.cpu_pool,
             "PHOTOFORGE_GPU_POOL": self.gpu_pool or self.cpu_pool,
             "PHOTOFORGE_GPU_DEPLOYMENT": GPU_STAGE_DEPLOYMENT if self.gpu_pool else "",
+            "PHOTOFORGE_HEARTBEAT_S": str(self.heartbeat_s),
         }
 
 
@@ -99,7 +104,9 @@ def ensure_pool(name: str, concurrency: int | None) -> None:
 
 
 def deploy_to_pools(setup: PoolSetup) -> None:
-    """Create the pools, then `prefect deploy --all` on prefect.yaml with the setup's values."""
+    """Create the pools, `prefect deploy --all` on prefect.yaml with the setup's values, and the
+    automation that marks runs whose worker died Crashed (their runs heartbeat: prefect.yaml)."""
+    check_timing(heartbeat_s=setup.heartbeat_s, crash_after_s=setup.crash_after_s)
     ensure_pool(setup.cpu_pool, None)
     if setup.gpu_pool:
         ensure_pool(setup.gpu_pool, setup.gpu_concurrency)
@@ -107,3 +114,4 @@ def deploy_to_pools(setup: PoolSetup) -> None:
     done = subprocess.run(command, cwd=ROOT, env=os.environ | setup.environment(), capture_output=True, text=True)
     if done.returncode != 0:
         raise PhotoforgeError(f"[deploy] prefect deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    ensure_zombie_automation(heartbeat_s=setup.heartbeat_s, crash_after_s=setup.crash_after_s)

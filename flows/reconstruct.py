@@ -11,10 +11,12 @@ from prefect import flow
 from prefect.context import get_run_context
 from prefect.states import State
 
+from flows import local_runs
 from flows.artifacts import publish_artifacts
 from flows.gpu import gpu_deployment, run_on_gpu_pool
 from flows.runners import view_task_runner
-from photoforge.errors import PhotoforgeError, StageError
+from flows.shutdown import is_interruption
+from photoforge.errors import PhotoforgeError, StageError, user_facing_os_error
 from photoforge.hashing import combine
 from photoforge.outputs import publish
 from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset, load_presets
@@ -90,7 +92,7 @@ def reconstruct(
     )
 
     source = str(Path(capture).resolve())
-    with run:
+    with local_runs.tracked(store.root, run.summary.flow_run_id), run:
         frames = run.stage(ingest, store=store, capture=source, params=cfg.ingest)
         sparse = run.stage(poses, store=store, frames=frames, params=cfg.poses)
         depth_maps = run.stage(depth, store=store, frames=frames, sparse=sparse, params=cfg.depth)
@@ -116,7 +118,12 @@ def reconstruct(
             params=cfg.report,
         )  # fmt: skip
     if run.summary.stages and run.summary.stages[-1].stage in ("export", "turntable", "report"):
-        run.summary.outputs = str(publish(store.outputs_dir(), run.summary))
+        try:
+            run.summary.outputs = str(publish(store.outputs_dir(), run.summary))
+        except OSError as exc:
+            run.summary.status = "failed"
+            run.summary.error = str(exc)
+            raise PipelineFailed(run.summary, user_facing_os_error("outputs", exc)) from exc
     publish_artifacts(run.summary)
 
     return run.summary.model_dump(mode="json")
@@ -152,10 +159,14 @@ class _UntilReached(Exception):
 class PipelineRun:
     """Runs stage tasks in order, records a summary row each, stops after `until` or a failure."""
 
+    # The summary of this process's latest run, for a CLI stopped by a signal to print what was done.
+    latest: RunSummary | None = None
+
     def __init__(self, summary: RunSummary, until: str | None) -> None:
         if until is not None and until not in STAGE_ORDER:
             raise StageError("flow", f"--until {until!r}: unknown stage (known: {', '.join(STAGE_ORDER)})")
         self.summary = summary
+        PipelineRun.latest = summary
         self.until = until
         try:
             self.summary.flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
@@ -181,7 +192,12 @@ class PipelineRun:
             row = StageRow.from_result(result, cached=cached, seconds=time.perf_counter() - start)
             self.summary.stages.append(row.model_copy(update={"ran_on": deployment}))
         else:
-            state: State = task(**kwargs, return_state=True)
+            try:
+                state: State = task(**kwargs, return_state=True)
+            except BaseException as exc:
+                if is_interruption(exc):
+                    self._interrupted(task.name, time.perf_counter() - start)
+                raise
             seconds = time.perf_counter() - start
             if state.is_failed() or state.is_crashed() or not state.is_completed():
                 cause = state.result(raise_on_failure=False)
@@ -209,7 +225,11 @@ class PipelineRun:
         self.summary.stages.append(StageRow(stage=stage, status="failed", seconds=round(seconds, 3)))
         self.summary.status = "failed"
         self.summary.error = str(cause)
-        raise PipelineFailed(self.summary, cause) from cause
+        raise PipelineFailed(self.summary, user_facing_os_error(stage, cause)) from cause
+
+    def _interrupted(self, stage: str, seconds: float) -> None:
+        self.summary.stages.append(StageRow(stage=stage, status="interrupted", seconds=round(seconds, 3)))
+        self.summary.status = "interrupted"
 
 
 def _already_cached(task: Any, kwargs: dict[str, Any]) -> bool:

@@ -17,10 +17,27 @@ DASK_ADDRESS = "PHOTOFORGE_DASK_ADDRESS"
 VIEW_WORKERS = "PHOTOFORGE_VIEW_WORKERS"
 
 
+class StoppableThreadPoolTaskRunner(ThreadPoolTaskRunner):
+    """A thread pool that does not wait for its running tasks when it is cancelled.
+
+    Prefect's pool joins its threads when cancelled or closed, so SIGTERM during a batch waited for the whole
+    capture (minutes) before the process could stop. Here the queue is cancelled and the threads are left to end
+    with the process; what they were writing are temp dirs that the next run removes. A normal exit is unchanged:
+    every future the flows submit has been collected by then.
+    """
+
+    def cancel_all(self) -> None:
+        for event in self._cancel_events.values():
+            event.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
 def view_task_runner() -> TaskRunner:
     address = os.environ.get(DASK_ADDRESS, "").strip()
     if not address:
-        return ThreadPoolTaskRunner(max_workers=max(1, int(os.environ.get(VIEW_WORKERS, "1"))))
+        return StoppableThreadPoolTaskRunner(max_workers=max(1, int(os.environ.get(VIEW_WORKERS, "1"))))
     from prefect_dask import DaskTaskRunner
 
     local = re.fullmatch(r"local(?::(\d+))?", address)

@@ -3,6 +3,8 @@
 The key is the stage's content key, and the Prefect result record lives *inside* the
 artefact dir it describes: delete the dir and the record goes with it, so the task runs
 again; keep it and the UI shows the task as Cached, across runs, processes and workers.
+Since the record sits in the shared workspace, it is read back only as plain JSON
+(tasks/records.py, through the storage that tasks/stage_task.py gives every stage task).
 """
 
 from __future__ import annotations

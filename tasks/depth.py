@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from photoforge.stage import Progress, StageResult
 from photoforge.stages import depth as stage
 from photoforge.store import ArtefactStore
+from tasks.futures import result_when_done
 from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
@@ -32,7 +33,7 @@ def map_with_task_runner(
     futures = [depth_view.submit(job) for job in jobs]
     records = []
     for done, future in enumerate(futures):
-        records.append(future.result())
+        records.append(result_when_done(future))
         progress(done + 1, len(jobs), stage.view_message(records[-1]))
     return records
 

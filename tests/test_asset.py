@@ -158,3 +158,66 @@ def test_uv_on_a_mesh_without_faces(tmp_path: Path) -> None:
     o3d.io.write_triangle_mesh(str(tmp_path / "mesh" / MESH_PLY), empty)
     with pytest.raises(StageError, match="no faces"):
         uv.run(tmp_path / "mesh", tmp_path, uv.UVParams())
+
+
+def test_poisson_is_deterministic() -> None:
+    """The same cloud twice gives the same surface: open3d's threaded Poisson did not (2 components once)."""
+    from photoforge.meshing import poisson_surface
+
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(20_000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    radius = 1 + 0.2 * np.sin(3 * normals[:, 0]) * np.cos(2 * normals[:, 1])
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(normals * radius[:, None]))
+    cloud.normals = o3d.utility.Vector3dVector(normals)
+    first, second = (poisson_surface(cloud, depth=6, trim_quantile=0.03) for _ in range(2))
+    assert len(first.vertices) > 1000
+    assert np.array_equal(np.asarray(first.vertices), np.asarray(second.vertices))
+    assert np.array_equal(np.asarray(first.triangles), np.asarray(second.triangles))
+
+
+def test_watertight_that_cannot_close_says_so(
+    tmp_path: Path, asset_run: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pymeshlab refuses to close holes (as on a mesh it finds non-manifold): the stage says so, never passes it."""
+    import pymeshlab
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise pymeshlab.PyMeshLabException("Close Holes: the mesh is not two-manifold")
+
+    monkeypatch.setattr(pymeshlab.MeshSet, "meshing_close_holes", refuse)
+    params = asset_run["cfg"].mesh.model_copy(update={"watertight": True})
+    with caplog.at_level("WARNING", logger="photoforge"):
+        metrics = mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, params)
+    assert metrics["watertight_requested"] is True and metrics["watertight"] is False
+    assert metrics["boundary_edges"] > 0
+    assert "NOT watertight as asked" in metrics["summary"]
+    assert any("mesh.watertight is true" in r.getMessage() for r in caplog.records)
+
+
+def test_left_out_view_the_mesh_misses_fails(tmp_path: Path, asset_run: dict) -> None:
+    """A mesh nowhere near the cameras: every scored view is uncovered, scored over the whole image, never dropped."""
+    from photoforge.stages.uv import UV_NPZ
+
+    moved = tmp_path / "uv"
+    moved.mkdir()
+    with np.load(asset_run["uv"].dir / UV_NPZ) as data:
+        arrays = {k: data[k] for k in data.files}
+    extent = np.ptp(arrays["vertices"], axis=0).max()
+    arrays["vertices"] = arrays["vertices"] + np.array([100 * extent, 0, 0], np.float32)
+    arrays["texture_size"] = np.int32(256)
+    np.savez_compressed(moved / UV_NPZ, **arrays)
+    r = asset_run
+    out = tmp_path / "bake"
+    out.mkdir()
+    params = r["cfg"].bake.model_copy(update={"max_eval_views": 1})
+    metrics = bake.run(r["synthetic"].capture, r["frames"].dir, r["sparse"].dir, r["depth"].dir, r["mesh"].dir,
+                       moved, out, params)  # fmt: skip
+    evaluation = json.loads((out / BAKE_JSON).read_text())["evaluation"]
+    held = [e for e in evaluation if e["left_out"]]
+    assert len(held) == metrics["views_left_out"] == 2
+    assert all(e["coverage"] == 0 and e["silhouette_fraction"] == 0 for e in evaluation)
+    assert all(e["psnr"] is not None and e["psnr"] < 20 for e in held)
+    assert metrics["psnr_left_out"] == pytest.approx(np.mean([e["psnr"] for e in held]), abs=1e-3)
+    assert metrics["left_out_min_coverage"] == 0
+    assert sorted(metrics["left_out_uncovered"]) == sorted(e["name"] for e in held)

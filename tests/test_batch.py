@@ -62,3 +62,36 @@ def test_batch_command_reports_failures_and_exits_non_zero(
     assert "empty-capture" in output and "failed" in output and "0 done, 0 skipped, 1 failed" in output
     assert "the folder is empty" in (tmp_path / "b.json").read_text()
     assert cli.main(["batch", str(tmp_path / "no-such-inbox")]) == 2
+
+
+def test_any_exception_in_one_capture_is_its_failed_row(
+    sample_subset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing fails for beta (OSError) and gamma (RuntimeError, no PhotoforgeError): their rows only."""
+    import flows.reconstruct
+    from flows.batch import process_inbox
+
+    real_publish = flows.reconstruct.publish
+
+    def publish(outputs: Path, summary):  # type: ignore[no-untyped-def]
+        if outputs.parent.name == "beta":
+            raise OSError(28, "No space left on device", str(outputs))
+        if outputs.parent.name == "gamma":
+            raise RuntimeError("publishing went wrong")
+        return real_publish(outputs, summary)
+
+    monkeypatch.setattr(flows.reconstruct, "publish", publish)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("alpha", "beta", "gamma"):  # the same photos: beta and gamma reuse alpha's stages
+        shutil.copytree(sample_subset, inbox / name)
+    workspace = tmp_path / "ws"
+
+    rows = {r["capture"]: r for r in process_inbox(str(inbox), "preview", str(workspace), FAST)}
+    assert rows["alpha"]["status"] == "done"
+    assert (workspace / "alpha" / "outputs" / "asset.glb").is_file()
+    assert rows["beta"]["status"] == "failed"
+    assert "no space left on device" in rows["beta"]["cause"].lower(), rows["beta"]
+    assert rows["gamma"]["status"] == "failed"
+    assert rows["gamma"]["cause"] == "RuntimeError: publishing went wrong", rows["gamma"]
+    assert not (workspace / "beta" / "outputs").exists() and not (workspace / "gamma" / "outputs").exists()

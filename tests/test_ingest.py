@@ -152,3 +152,88 @@ def test_unusable_capture_folder(tmp_path: Path, make: Callable[[Path], Path], f
     with pytest.raises(StageError, match=fragment) as info:
         _run(capture, tmp_path / "out")
     assert info.value.stage == "ingest" and info.value.path == str(capture)
+
+
+def test_corrupt_photo_error_says_how_to_skip(tmp_path: Path) -> None:
+    capture = tmp_path / "cap"
+    for seed in range(3):
+        write_jpeg(capture / f"p{seed}.jpg", textured_rgb(seed))
+    (capture / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    with pytest.raises(StageError) as info:
+        _run(capture, tmp_path / "out")
+    assert info.value.path == str(capture / "bad.png")
+    assert "--set ingest.on_corrupt=skip" in info.value.cause
+
+
+def test_blur_rejections_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    capture = tmp_path / "cap"
+    for seed in range(4):
+        write_jpeg(capture / f"sharp{seed}.jpg", textured_rgb(seed))
+    write_jpeg(capture / "soft.jpg", cv2.GaussianBlur(textured_rgb(10), (0, 0), 6))
+    with caplog.at_level(logging.WARNING, logger="photoforge"):
+        metrics, _ = _run(capture, tmp_path / "out")
+    assert metrics["rejected_blurred"] == 1
+    warnings = [r.getMessage() for r in caplog.records if "blurred" in r.getMessage()]
+    assert len(warnings) == 1 and "1 frame(s)" in warnings[0] and "soft.jpg" in warnings[0]
+
+
+def _distinct_photos(count: int) -> list[np.ndarray]:
+    return [textured_rgb(20 + i, 320, 240) for i in range(count)]
+
+
+def test_colliding_names_give_distinct_frames_from_the_right_sources(tmp_path: Path) -> None:
+    """X.png and X.png.jpg both used to become X.png.jpg: one photo overwrote the other."""
+    capture = tmp_path / "cap"
+    photos = dict(zip(["X.png", "X.png.jpg", "sub/a.jpg", "SUB/A.JPG", "Sub/a.jpg"], _distinct_photos(5), strict=True))
+    for name, rgb in photos.items():
+        path = capture / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(path, format="PNG" if name.endswith(".png") else "JPEG", quality=95)
+    _, records = _run(capture, tmp_path / "out", duplicate_similarity=1.0)
+    frames = [r["frame"] for r in records.values()]
+    assert len({f.casefold() for f in frames}) == len(photos) == len(records)
+    assert records["X.png.jpg"]["frame"] == "X.png.jpg"  # a JPEG keeps its own name
+    assert records["X.png"]["frame"] == "X.png~2.jpg"
+    for source in photos:
+        frame = np.asarray(Image.open(tmp_path / "out" / FRAMES_DIR / records[source]["frame"]))
+        errors = {other: np.abs(frame.astype(float) - img).mean() for other, img in photos.items()}
+        assert min(errors, key=errors.__getitem__) == source and errors[source] < 12  # JPEG noise (twice)
+
+
+def test_frame_names_are_unique_and_deterministic() -> None:
+    from photoforge.frame_names import assign_frame_names
+
+    photos = ["X.png", "X.png.jpg", "X.png~2.jpg", "a/b.jpg", "A/B.JPG", "a.jpg.png", "clip.mp4/000003.jpg"]
+    videos = ["Clip.mp4", "v/x.mov"]
+    names = assign_frame_names(photos, videos)
+    assert names == assign_frame_names(photos, videos)
+    assert names.photos["X.png.jpg"] == "X.png.jpg" and names.photos["X.png~2.jpg"] == "X.png~2.jpg"
+    assert names.photos["X.png"] == "X.png~3.jpg"
+    assert names.photos["a/b.jpg"] == "a/b.jpg" and names.photos["A/B.JPG"] == "A/B~2.JPG"
+    assert names.videos == {"Clip.mp4": "Clip.mp4~2", "v/x.mov": "v/x.mov"}  # clip.mp4/ holds a photo
+    taken = [n.casefold() for n in names.photos.values()] + [f"{d}/".casefold() for d in names.videos.values()]
+    assert len(set(taken)) == len(taken)
+    for name in taken:  # no frame lies in another's place or folder
+        assert not any(other != name and other.startswith(name.rstrip("/") + "/") for other in taken)
+    # a folder named like a photo's frame: that frame cannot be a file and a folder at once
+    nested = assign_frame_names(["a.png", "a.png.jpg/b.jpg"], [])
+    assert nested.photos == {"a.png": "a.png~2.jpg", "a.png.jpg/b.jpg": "a.png.jpg/b.jpg"}
+
+
+def test_colliding_real_photos_go_through_poses(sample_subset: Path, tmp_path: Path) -> None:
+    """The same clash on real photos used to abort COLMAP (SIGABRT: duplicate image name)."""
+    from photoforge.stages import poses
+    from photoforge.stages.poses import PosesParams
+
+    images = sample_subset / "images"
+    first, second = sorted(images.glob("*.jpg"))[:2]
+    Image.open(first).save(images / "X.png")
+    second.rename(images / "X.png.jpg")
+    first.unlink()
+    _, records = _run(sample_subset, tmp_path / "ingest", max_size=480)
+    assert records["images/X.png"]["frame"] != records["images/X.png.jpg"]["frame"]
+    assert len({r["frame"] for r in records.values()}) == 6
+    out = tmp_path / "poses"
+    out.mkdir()
+    metrics = poses.run(tmp_path / "ingest", out, PosesParams(max_features=2048))
+    assert metrics["registered"] == metrics["total"] == 6

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pycolmap
@@ -75,3 +80,78 @@ def test_too_few_registered_frames_names_them(sample_subset: Path, tmp_path: Pat
     out.mkdir()
     with pytest.raises(StageError, match=r"6/8 frames registered.*zz_stray1\.jpg, images/zz_stray2\.jpg"):
         poses.run(frames, out, PosesParams(max_features=2048, min_registered=0.9))
+
+
+def test_verified_pairs_count_only_pairs_with_inliers(sample_subset: Path, tmp_path: Path) -> None:
+    """An unrelated photo of the same size: its 6 pairs are matched and verified with 0 inliers."""
+    write_jpeg(sample_subset / "images" / "zz_stray.jpg", textured_rgb(200, width=1024, height=683))
+    frames = _ingest(sample_subset, tmp_path / "ingest", max_size=480)
+    out = tmp_path / "poses"
+    out.mkdir()
+    metrics = poses.run(frames, out, PosesParams(max_features=2048, min_registered=0.5))
+    with sqlite3.connect(out / "database.db") as db:
+        images = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        with_inliers = db.execute("SELECT COUNT(*) FROM two_view_geometries WHERE rows > 0").fetchone()[0]
+        verified = db.execute("SELECT COUNT(*) FROM two_view_geometries").fetchone()[0]
+    assert images == 7 and verified == 21  # every pair went through verification
+    assert metrics["verified_pairs"] == with_inliers < images * (images - 1) // 2
+    assert with_inliers >= 15  # the six sample photos all overlap
+    assert metrics["left_out"] == ["images/zz_stray.jpg"]
+
+
+def test_frames_of_another_size_get_their_own_camera(sample_subset: Path, tmp_path: Path) -> None:
+    """COLMAP drops a frame whose size differs from its camera's: such a frame gets a camera of its own."""
+    write_jpeg(sample_subset / "images" / "zz_other_size.jpg", textured_rgb(201))  # 640x480, not 3:2
+    frames = poses.load_frames(_ingest(sample_subset, tmp_path / "ingest", max_size=480))
+    groups = poses.camera_groups(frames, PosesParams())
+    assert sorted(len(g.frames) for g in groups) == [1, 6]
+    assert {g.name for g in groups} == {"K.txt|480x320", "K.txt|480x360"}
+    assert [g.frames for g in groups if len(g.frames) == 1] == [("images/zz_other_size.jpg",)]
+
+
+QUIET_SCRIPT = """
+import json, logging, sys
+from pathlib import Path
+from photoforge.errors import StageError
+from photoforge.stages import ingest, poses
+
+if sys.argv[3] == "verbose":
+    logging.getLogger("photoforge").setLevel(logging.DEBUG)  # what `photoforge run --verbose` does
+results = {}
+for name in sys.argv[1:3]:
+    capture = Path(name)
+    (capture.parent / "ingest").mkdir()
+    ingest.run(capture, capture.parent / "ingest", ingest.IngestParams(max_size=480))
+    (capture.parent / "poses").mkdir()
+    try:
+        results[capture.name] = poses.run(capture.parent / "ingest", capture.parent / "poses",
+                                          poses.PosesParams(max_features=2048))["registered"]
+    except StageError as exc:
+        results[capture.name] = exc.stage
+print(json.dumps(results))
+"""
+GLOG_LINE = re.compile(r"^[IWEF]\d{8} ", re.MULTILINE)
+
+
+def _poses_in_subprocess(sample_subset: Path, tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    """The poses stage on the sample photos (registers) and on unrelated photos (fails), in a fresh process."""
+    unrelated = tmp_path / "b" / "unrelated"
+    for seed in range(3):
+        write_jpeg(unrelated / f"u{seed}.jpg", textured_rgb(300 + seed))
+    sample = tmp_path / "a" / "sample"
+    shutil.copytree(sample_subset, sample)
+    return subprocess.run(
+        [sys.executable, "-c", QUIET_SCRIPT, str(sample), str(unrelated), mode],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_colmap_logs_nothing_to_stderr_unless_verbose(sample_subset: Path, tmp_path: Path) -> None:
+    """glog writes to fd 2 from C++: a subprocess sees all of it, the errors of a failed SfM included."""
+    quiet = _poses_in_subprocess(sample_subset, tmp_path / "quiet", "quiet")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert json.loads(quiet.stdout) == {"sample": 6, "unrelated": "poses"}
+    assert GLOG_LINE.findall(quiet.stderr) == [], quiet.stderr[:2000]
+    verbose = _poses_in_subprocess(sample_subset, tmp_path / "verbose", "verbose")
+    assert verbose.returncode == 0, verbose.stderr[-2000:]
+    assert "feature_extraction.cc" in verbose.stderr and len(GLOG_LINE.findall(verbose.stderr)) > 10

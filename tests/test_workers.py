@@ -2,11 +2,13 @@
 
 process-inbox (CPU pool) reconstructs three synthetic captures; their depth stage goes to the
 gpu-stage deployment (GPU pool; CPU code here). A worker killed with SIGKILL mid-run loses no
-completed stage: after a restart, a re-run reuses every artefact that was complete.
+completed stage: after a restart, a re-run reuses every artefact that was complete; the killed
+run stops heartbeating and the automation `photoforge deploy` made marks it Crashed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -23,6 +25,22 @@ from photoforge.synthetic import make_capture
 
 CAPTURES = ("cap-a", "cap-b", "cap-c")
 RUN_TIMEOUT = 900.0
+HEARTBEAT_S = 30  # Prefect's minimum
+CRASH_AFTER_S = 75  # below the default 90 s, to show the setting is used; two missed heartbeats and a half
+
+
+def settled(cluster: LoopbackCluster, flow_names: tuple[str, ...], timeout: float) -> list[dict]:
+    """Every started run of these flows once all have ended (an orphan waits for the automation).
+
+    Runs the scheduler made from process-inbox's cron (next 1 January) are left out.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [run for name in flow_names for run in cluster.flow_runs(name) if not run["auto_scheduled"]]
+        if all(run["state_type"] in TERMINAL for run in runs):
+            return runs
+        assert time.monotonic() < deadline, [(r["name"], r["state_type"]) for r in runs]
+        time.sleep(1)
 
 
 def complete_artefacts(workspace: Path) -> dict[Path, float]:
@@ -43,7 +61,14 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_inbox_on_work_pools_survives_a_killed_worker(tmp_path: Path, inbox: Path) -> None:
     workspace = tmp_path / "workspace"
-    setup = PoolSetup(workspace=workspace, inbox=inbox, preset="preview", cron="0 0 1 1 *")
+    setup = PoolSetup(
+        workspace=workspace,
+        inbox=inbox,
+        preset="preview",
+        cron="0 0 1 1 *",
+        heartbeat_s=HEARTBEAT_S,
+        crash_after_s=CRASH_AFTER_S,
+    )
     params = {"overrides": SMALL_RUN}
     with LoopbackCluster(tmp_path / "prefect-home", setup) as cluster:
         cluster.start_server()
@@ -64,7 +89,7 @@ def test_inbox_on_work_pools_survives_a_killed_worker(tmp_path: Path, inbox: Pat
         assert cluster.flow_run(first)["state_type"] == "RUNNING"  # orphaned: nothing finished it
 
         # 2. restart the worker, run again: completed stages are reused, the rest is computed
-        time.sleep(5)  # let a GPU-pool depth run of the killed flow finish writing
+        settled(cluster, ("gpu-stage",), RUN_TIMEOUT)  # a GPU-pool depth run of the killed flow finishes writing
         before = complete_artefacts(workspace)
         done_before = (workspace / "cap-a" / "outputs" / "run.json").stat().st_mtime
         cluster.start_worker("cpu-worker", setup.cpu_pool)
@@ -92,5 +117,20 @@ def test_inbox_on_work_pools_survives_a_killed_worker(tmp_path: Path, inbox: Pat
         untouched = json.loads((workspace / "cap-c" / "outputs" / "run.json").read_text())  # all in the re-run
         assert [row["ran_on"] for row in untouched["stages"] if row["stage"] == "depth"] == ["gpu-stage/gpu"]
         assert {row["ran_on"] for row in untouched["stages"] if row["stage"] != "depth"} == {None}
+
+        # 3. the killed run ends Crashed by the heartbeat automation, and its cap-b subflow Crashed (by the
+        # automation or by the re-run, whichever sees it first); nothing else is Crashed
+        runs = settled(cluster, ("process-inbox", "reconstruct", "gpu-stage"), RUN_TIMEOUT)
+        crashed = {run["id"]: run for run in runs if run["state_type"] == "CRASHED"}
+        orphans = {first} | {r["id"] for r in cluster.flow_runs("reconstruct") if r["name"] == "cap-b-preview"}
+        assert set(crashed) <= orphans and first in crashed and len(crashed) == 2, [
+            (r["name"], r["state_type"]) for r in runs
+        ]
+        assert f"no heartbeat for {CRASH_AFTER_S} s" in crashed[first]["state"]["message"], crashed[first]["state"]
+        assert {r["state_type"] for r in runs if r["id"] not in crashed} == {"COMPLETED"}
+        # live runs heartbeat every HEARTBEAT_S: never silent for CRASH_AFTER_S (Prefect's default 180 s would be)
+        beats = cluster.heartbeats(second)
+        assert len(beats) >= 3 and max(b - a for a, b in itertools.pairwise(beats)) < CRASH_AFTER_S, beats
+        assert "CRASHED" not in {state["type"] for state in cluster.states(second)}
         started = {p.pid for p in cluster.processes.values()}
     assert not any(psutil.pid_exists(pid) for pid in started)

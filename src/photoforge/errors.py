@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -27,3 +28,23 @@ class StageError(PhotoforgeError):
 
 class ConfigError(PhotoforgeError):
     """A preset or a --set override is invalid; the message names the key and its place."""
+
+
+# Causes of an OSError that a user fixes on their side (space, permissions), with what to do.
+_OS_CAUSES = {
+    errno.ENOSPC: "no space left on device: free some space (or pass --workspace on a bigger disk) and run again; "
+    "finished stages are kept",
+    errno.EDQUOT: "disk quota exceeded: free some space (or pass --workspace elsewhere) and run again",
+    errno.EACCES: "permission denied: make it writable for this user, or pass another --workspace",
+    errno.EPERM: "operation not permitted: make it writable for this user, or pass another --workspace",
+    errno.EROFS: "read-only file system: pass a --workspace on a writable disk",
+}
+
+
+def user_facing_os_error(stage: str, exc: BaseException) -> BaseException:
+    """An OSError a user can fix (disk full, permissions) as a StageError naming the file; anything else as is."""
+    if isinstance(exc, PhotoforgeError) or not isinstance(exc, OSError) or exc.errno not in _OS_CAUSES:
+        return exc
+    error = StageError(stage, _OS_CAUSES[exc.errno], exc.filename)
+    error.__cause__ = exc
+    return error

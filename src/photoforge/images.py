@@ -7,10 +7,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from photoforge.calibration import Intrinsics, intrinsics_from_exif
 from photoforge.errors import StageError
+from photoforge.photo_formats import decode_photo
 
 # Sharpness is measured at one fixed size so that it compares across presets and sources.
 _SHARPNESS_SIZE = 1024
@@ -34,18 +35,9 @@ def load_photo(path: Path, stage: str = "ingest") -> Photo:
     """Decode a photo upright (EXIF orientation applied) with its EXIF camera and focal prior."""
     if path.stat().st_size == 0:
         raise StageError(stage, "empty file (0 bytes)", path)
-    try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            upright = ImageOps.exif_transpose(img)
-            upright.load()
-            rgb = np.asarray(upright.convert("RGB"))
-    except UnidentifiedImageError as exc:
-        raise StageError(stage, "not a readable image (unknown or corrupt format)", path) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise StageError(stage, f"corrupt or truncated image: {exc}", path) from exc
-    height, width = rgb.shape[:2]
-    return Photo(rgb, _camera_model(exif), _exif_prior(exif, width, height))
+    decoded = decode_photo(path, stage)
+    height, width = decoded.rgb.shape[:2]
+    return Photo(decoded.rgb, _camera_model(decoded.exif), _exif_prior(decoded.exif, width, height))
 
 
 def _camera_model(exif: Image.Exif) -> str:
@@ -55,11 +47,16 @@ def _camera_model(exif: Image.Exif) -> str:
 
 def _exif_prior(exif: Image.Exif, width: int, height: int) -> Intrinsics | None:
     sub = exif.get_ifd(_EXIF_IFD)
-    focal_35 = _as_float(sub.get(_TAG_FOCAL_35))
-    focal = _as_float(sub.get(_TAG_FOCAL))
+
+    def tag(number: int) -> object:
+        # the EXIF sub-IFD, else the main IFD (TIFF/EP camera RAW and DNG may keep them there)
+        return sub.get(number, exif.get(number))
+
+    focal_35 = _as_float(tag(_TAG_FOCAL_35))
+    focal = _as_float(tag(_TAG_FOCAL))
     sensor_width = None
-    fpx_res = _as_float(sub.get(_TAG_FPX_RES))
-    unit_mm = _UNIT_MM.get(int(sub.get(_TAG_FP_UNIT, 2) or 2))
+    fpx_res = _as_float(tag(_TAG_FPX_RES))
+    unit_mm = _UNIT_MM.get(int(tag(_TAG_FP_UNIT) or 2))
     if fpx_res and unit_mm:
         # FocalPlaneXResolution counts pixels per unit along the unrotated sensor's width.
         sensor_width = max(width, height) / fpx_res * unit_mm

@@ -10,7 +10,9 @@ from photoforge.errors import StageError
 
 log = logging.getLogger("photoforge")
 
-PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"})  # decoded by rawpy
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})  # iPhone photos, decoded by pillow-heif
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"}) | HEIF_EXTENSIONS | RAW_EXTENSIONS
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm"})
 CALIBRATION_NAME = "K.txt"
 
@@ -40,7 +42,7 @@ def scan_capture(root: Path, stage: str = "ingest", warn: bool = True) -> Captur
     calibration: Path | None = None
     entries = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
     if not entries:
-        raise StageError(stage, "the folder is empty: add photos (JPEG, PNG, TIFF) or videos", root)
+        raise StageError(stage, "the folder is empty: add photos (JPEG, PNG, TIFF, HEIC, camera RAW) or videos", root)
     for path in entries:
         suffix = path.suffix.lower()
         if suffix in PHOTO_EXTENSIONS:

@@ -79,6 +79,7 @@ text-align: left; vertical-align: top; }} th {{ color: #555; font-weight: 600; }
 .figures {{ display: flex; flex-wrap: wrap; gap: 10px; }} figure {{ margin: 0; }}
 figure img {{ max-width: 520px; display: block; border: 1px solid #ccc; }}
 figcaption {{ font-size: 12px; color: #555; }} .ok {{ color: #1a7f37; }} .bad {{ color: #c62828; font-weight: 600; }}
+.unchecked {{ color: #9a6700; font-weight: 600; }}
 video {{ max-width: 640px; display: block; }}
 </style></head>
 <body><h1>{title}</h1><p>preset <b>{html.escape(report["preset"])}</b>,
@@ -93,10 +94,14 @@ def _section(key: str, r: dict[str, Any]) -> str:
     if key == "verdict":
         items = []
         for check in r["checks"]:
-            css = "ok" if check["passed"] else "bad"
-            mark = "pass" if check["passed"] else f"FAIL: look at stage {check['stage']}"
+            css, mark = {
+                "passed": ("ok", "pass"),
+                "failed": ("bad", f"FAIL: look at stage {check['stage']}"),
+            }.get(check["status"], ("unchecked", "NOT CHECKED"))
+            why = f": {check['reason']}" if check.get("reason") else ""
             items.append(
-                f"<li class='{css}'>{html.escape(check['name'])}: {html.escape(_fmt(check['value']))} ({mark})</li>"
+                f"<li class='{css}' data-status='{html.escape(check['status'])}'>{html.escape(check['name'])}: "
+                f"{html.escape(_fmt(check['value']))} ({html.escape(mark + why)})</li>"
             )
         return f"<p><b>{html.escape(r['verdict'])}</b></p><ul>{''.join(items)}</ul>"
     if key == "inputs":
@@ -120,8 +125,9 @@ def _section(key: str, r: dict[str, Any]) -> str:
         return video + _table(sorted(r["turntable"].items()))
     if key == "evaluation":
         rows = [
-            (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}")
+            (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}, "
+             f"the mesh covers {e['coverage']:.0%} of what it saw")
             for e in r["evaluation"]
-        ]
+        ]  # fmt: skip
         return _table(rows)
     return _table(sorted((k, v) for k, v in r[key].items() if k != "summary"))

@@ -27,8 +27,14 @@ class CameraGroup:
     fixed: bool  # hold the intrinsics fixed during bundle adjustment
 
 
-def quiet_colmap(verbose: bool) -> None:
-    pycolmap.logging.minloglevel = 0 if verbose else 2
+def quiet_colmap(verbose: bool = False) -> None:
+    """COLMAP's glog lines on stderr only when asked: `verbose`, or photoforge's logger at DEBUG (--verbose).
+
+    Otherwise COLMAP logs nothing below FATAL: photoforge reports what went wrong itself (a StageError),
+    and glog's "I1121 ... feature_extraction.cc" lines, errors included, would break the one-line CLI.
+    """
+    verbose = verbose or log.isEnabledFor(logging.DEBUG)
+    pycolmap.logging.minloglevel = int(pycolmap.logging.INFO if verbose else pycolmap.logging.FATAL)
 
 
 def extract(database: Path, frames_dir: Path, groups: list[CameraGroup], max_features: int) -> dict[str, int]:
@@ -72,11 +78,17 @@ def match(database: Path, matcher: str, sequential_overlap: int, vocab_tree_path
 
 
 def database_counts(database: Path) -> dict[str, int]:
+    """Images, keypoints and verified pairs: pairs whose two-view geometry kept inlier matches.
+
+    COLMAP's num_verified_image_pairs counts every pair that went through verification, 0 inliers
+    included (unrelated photos all "verified"), so it cannot tell a user whether the photos overlap.
+    """
     with pycolmap.Database.open(database) as db:
+        _, inliers = db.read_two_view_geometry_num_inliers()
         return {
             "images": db.num_images(),
             "keypoints": db.num_keypoints(),
-            "verified_pairs": db.num_verified_image_pairs(),
+            "verified_pairs": sum(1 for n in inliers if n > 0),
         }
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from photoforge import __version__
 from photoforge.hashing import combine
+from photoforge.locks import Holder, KeyLock
 from photoforge.store import MANIFEST, ArtefactStore, atomic_dir, read_manifest, write_json
 
 log = logging.getLogger("photoforge")
@@ -87,27 +88,52 @@ class Stage:
         inputs: Mapping[str, Any],
         compute: Callable[[Path], dict[str, Any]],
     ) -> StageResult:
-        """Reuse the artefact for this key if one is complete, else compute it atomically."""
+        """Reuse the artefact for this key if one is complete, else compute it atomically.
+
+        Under the key's lock: a run that needs a key another process is computing waits for
+        it and reuses its artefact rather than computing it a second time.
+        """
         start = time.perf_counter()
         key = self.key(params, inputs)
         found = store.find(self.name, key)
         if found is not None:
-            manifest = read_manifest(found)
-            log.info("%s: reusing %s", self.name, found)
-            return StageResult(
-                stage=self.name,
-                key=key,
-                path=str(found),
-                metrics=manifest.get("metrics", {}),
-                reused=True,
-                seconds=time.perf_counter() - start,
-                compute_seconds=float(manifest.get("seconds", 0.0)),
-            )
+            return self._reuse(found, key, start)
+        with KeyLock(store.lock_path(self.name, key), label=self.name) as lock:
+            found = store.find(self.name, key)
+            if found is not None:
+                return self._reuse(found, key, start, maker=lock.waited_for)
+            return self._compute(store, params, inputs, compute, key=key, start=start)
+
+    def _reuse(self, found: Path, key: str, start: float, maker: Holder | None = None) -> StageResult:
+        manifest = read_manifest(found)
+        by = f" (computed meanwhile by host {maker.host} pid {maker.pid})" if maker is not None else ""
+        log.info("%s: reusing %s%s", self.name, found, by)
+        return StageResult(
+            stage=self.name,
+            key=key,
+            path=str(found),
+            metrics=manifest.get("metrics", {}),
+            reused=True,
+            seconds=time.perf_counter() - start,
+            compute_seconds=float(manifest.get("seconds", 0.0)),
+        )
+
+    def _compute(
+        self,
+        store: ArtefactStore,
+        params: StageParams,
+        inputs: Mapping[str, Any],
+        compute: Callable[[Path], dict[str, Any]],
+        *,
+        key: str,
+        start: float,
+    ) -> StageResult:
         final = store.stage_dir(self.name, key)
         started = datetime.now(UTC)
+        begin = time.perf_counter()  # a wait for the lock is not compute time
         with atomic_dir(final) as tmp:
             metrics = compute(tmp)
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - begin
             write_json(
                 tmp / MANIFEST,
                 {
@@ -130,7 +156,7 @@ class Stage:
             path=str(final),
             metrics=metrics,
             reused=False,
-            seconds=seconds,
+            seconds=time.perf_counter() - start,
             compute_seconds=seconds,
         )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+LOCKS = ".locks"
 _TMP_PREFIX = ".tmp-"
 
 
@@ -43,6 +44,10 @@ class ArtefactStore:
             if is_complete(other):
                 return other
         return None
+
+    def lock_path(self, stage: str, key: str) -> Path:
+        """One lock per key across captures, as `find` reuses any capture's artefact (see locks.py)."""
+        return self.root / LOCKS / f"{stage}-{key}.lock"
 
     def outputs_dir(self) -> Path:
         """Stable names for users: the latest run's deliverables."""

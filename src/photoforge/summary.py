@@ -1,4 +1,4 @@
-"""A run's summary: one row per stage (ran, cached or failed), as the CLI and --json show it."""
+"""A run's summary: one row per stage (ran, cached, failed, skipped or interrupted), as the CLI and --json show it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from photoforge.stage import StageResult
 
-Status = Literal["ran", "cached", "failed", "skipped"]
+Status = Literal["ran", "cached", "failed", "skipped", "interrupted"]
 
 
 class StageRow(BaseModel):
@@ -42,7 +42,7 @@ class RunSummary(BaseModel):
     overrides: dict[str, Any] = {}
     workspace: str
     flow_run_id: str | None = None
-    status: Literal["completed", "failed"] = "completed"
+    status: Literal["completed", "failed", "interrupted"] = "completed"
     error: str | None = None
     outputs: str | None = None  # WORKSPACE/CAPTURE/outputs when the run got that far
     config_hash: str = ""  # of the full, validated stage params

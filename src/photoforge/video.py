@@ -30,21 +30,31 @@ def _scale_filter(max_size: int) -> list[str]:
     return ["-vf", expr]
 
 
+# What imageio-ffmpeg and a damaged stream raise: every one becomes a StageError, so that
+# ingest.on_corrupt can skip the file.
+_DECODE_ERRORS = (OSError, RuntimeError, StopIteration, KeyError, TypeError, ValueError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _decode(path: Path, max_size: int) -> tuple[dict, Iterator[np.ndarray]]:
     try:
         reader = imageio_ffmpeg.read_frames(str(path), output_params=_scale_filter(max_size))
         meta = next(reader)
-    except (OSError, RuntimeError, StopIteration) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StageError("ingest", f"unreadable video: {first_line}", path) from exc
-    width, height = meta["size"]
+        width, height = meta["size"]
+        meta["source_size"] = tuple(meta["source_size"])  # a stream without sizes is unreadable too
+    except _DECODE_ERRORS as exc:
+        raise StageError("ingest", f"unreadable video: {_first_line(exc)}", path) from exc
 
     def frames() -> Iterator[np.ndarray]:
         try:
             for raw in reader:
                 yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
-        except (OSError, RuntimeError) as exc:
-            raise StageError("ingest", f"video decoding failed: {exc}", path) from exc
+        except _DECODE_ERRORS as exc:
+            raise StageError("ingest", f"video decoding failed: {_first_line(exc)}", path) from exc
         finally:
             reader.close()
 
@@ -61,7 +71,7 @@ def select_sharp_frames(
     """
     try:
         total_frames, duration = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (OSError, RuntimeError, ValueError) as exc:
+    except _DECODE_ERRORS as exc:
         raise StageError("ingest", "unreadable video: ffmpeg cannot read its frames", path) from exc
     if total_frames <= 0:
         raise StageError("ingest", "video has no frames", path)

@@ -298,7 +298,10 @@ def _save_checkpoint(
     state: dict[str, Any],
     evaluations: list[dict[str, Any]],
 ) -> None:
-    """Written beside and renamed over, so a kill mid-write keeps the previous checkpoint."""
+    """Written beside and renamed over, so a kill mid-write keeps the previous checkpoint.
+
+    Tensors and plain values only, so `_load_checkpoint` can read it with weights_only=True.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # two runs of one key never share a temp file
     torch.save(
@@ -329,10 +332,14 @@ def _load_checkpoint(
     state: dict[str, Any],
     device: torch.device,
 ) -> tuple[int, float, list[dict[str, Any]], dict[str, Any]]:
+    """Tensors and plain containers only (weights_only): a checkpoint sits in the shared workspace,
+    and unpickling anything else would run whatever code its writer put there."""
     try:
-        data = torch.load(path, map_location=device, weights_only=False)
+        data = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError("splat", f"cannot read the checkpoint: {exc}", path) from exc
+    if not isinstance(data, dict):
+        raise CheckpointError("splat", "cannot read the checkpoint: not a photoforge checkpoint", path)
     if data.get("format") != CHECKPOINT_FORMAT or data.get("fingerprint") != settings.fingerprint:
         raise CheckpointError("splat", "the checkpoint belongs to another run (other inputs or settings)", path)
     for name in PARAM_KEYS:

@@ -5,7 +5,9 @@ view's score (viewing angle, pixel density, sharpness). Per face: the best view,
 over neighbours (ICM). Views are levelled with one RGB gain each; texel colours blend the
 chosen view with the others (weight `blend`); unseen texels are inpainted and charts dilated.
 Every `leave_out_every`-th view is not used, and the textured mesh rendered from it is
-compared with its photo (PSNR, SSIM inside the silhouette).
+compared with its photo (PSNR, SSIM inside the silhouette). A scored view also gets its coverage:
+the share of what its depth map saw that the mesh covers, so a view the mesh misses fails rather
+than dropping out of the mean (a view the mesh does not reach at all is scored over the whole image).
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from photoforge.texturing.selection import face_adjacency, select_views
 from photoforge.texturing.sources import PhotoSource, original_source, to_asset, undistorted_source
 from photoforge.views import View
 
-STAGE = Stage("bake", version="1", libraries=("open3d", "opencv-python-headless", "scipy", "pycolmap", "numpy"))
+STAGE = Stage("bake", version="2", libraries=("open3d", "opencv-python-headless", "scipy", "pycolmap", "numpy"))
 ALBEDO_PNG = "albedo.png"
 COVERAGE_PNG = "coverage.png"
 BAKE_JSON = "bake.json"
 EVAL_DIR = "eval"
+MIN_VIEW_COVERAGE = 0.5  # a scored view whose depth-seen pixels the mesh covers less than this is not covered
+MAX_PSNR = 100.0  # dB, for identical images: keeps every score finite (JSON, means)
 
 log = logging.getLogger("photoforge")
 
@@ -161,6 +165,13 @@ def run(
         },
     )
     held = [e for e in evaluation if e["left_out"]]
+    uncovered = [e["name"] for e in held if e["coverage"] < MIN_VIEW_COVERAGE]
+    if uncovered:
+        log.warning(
+            "bake: the mesh covers less than %.0f%% of left-out view(s) %s: the asset misses part of what they see",
+            100 * MIN_VIEW_COVERAGE,
+            ", ".join(uncovered),
+        )
     metrics: dict[str, Any] = {
         "texture_size": size,
         "coverage": round(coverage_fraction, 4),
@@ -171,14 +182,17 @@ def run(
         "ssim_left_out": _mean(held, "ssim"),
         "psnr_used": _mean([e for e in evaluation if not e["left_out"]], "psnr"),
         "ssim_used": _mean([e for e in evaluation if not e["left_out"]], "ssim"),
+        "left_out_min_coverage": min((e["coverage"] for e in held), default=None),
+        "left_out_uncovered": uncovered,
     }
     quality = f", left-out PSNR {metrics['psnr_left_out']:.1f} dB" if held else ""
+    quality += f", {len(uncovered)} left-out view(s) not covered by the mesh" if uncovered else ""
     metrics["summary"] = f"{size}px, {coverage_fraction:.0%} of texels seen{quality}"
     return metrics
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+    values = [r[key] for r in rows]
     return round(float(np.mean(values)), 3) if values else None
 
 
@@ -250,7 +264,12 @@ def _evaluate(
     out: Path,
     params: BakeParams,
 ) -> list[dict[str, Any]]:
-    """Render the textured mesh where photos were taken; PSNR/SSIM inside the silhouette."""
+    """Render the textured mesh where photos were taken; PSNR/SSIM inside the silhouette, and coverage.
+
+    Coverage is the share of the view's depth-valid pixels (what the depth stage reconstructed there)
+    that the mesh covers; with no valid depth, 1 when the mesh shows at all, else 0. A view the mesh
+    does not reach is scored over the whole image (its render is black): never left out of the means.
+    """
     chosen = [(i, True) for i in left_out] + [(i, False) for i in bake_ids[: params.max_eval_views]]
     face_uvs = uvs[faces]
     (out / EVAL_DIR).mkdir(exist_ok=True)
@@ -260,9 +279,12 @@ def _evaluate(
         view = View.from_json(i, record["camera"])
         rotation, translation = to_asset(view.rotation, view.translation, world_to_asset)
         hits = scene.cast(view.k, rotation, translation, view.width, view.height)
-        photo = load_view(depth_dir / record["map"])["color"]
+        maps = load_view(depth_dir / record["map"])
+        photo = maps["color"]
         render = sample_texture(hits, face_uvs, texture)
-        mask = hits.mask
+        seen = maps["depth"] > 0
+        coverage = float((hits.mask & seen).sum() / seen.sum()) if seen.any() else float(hits.mask.any())
+        mask = hits.mask if hits.mask.any() else np.ones_like(hits.mask)
         side = np.concatenate([photo, render], axis=1)
         name = f"{i:04d}.jpg"
         cv2.imwrite(str(out / EVAL_DIR / name), cv2.cvtColor(side, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
@@ -270,10 +292,16 @@ def _evaluate(
             {
                 "name": record["name"],
                 "left_out": is_left_out,
-                "psnr": round(masked_psnr(photo, render, mask), 3) if mask.any() else None,
-                "ssim": round(masked_ssim(photo, render, mask), 4) if mask.any() else None,
-                "silhouette_fraction": round(float(mask.mean()), 4),
+                "psnr": round(min(masked_psnr(photo, render, mask), MAX_PSNR), 3),
+                "ssim": round(_finite(masked_ssim(photo, render, mask)), 4),
+                "silhouette_fraction": round(float(hits.mask.mean()), 4),
+                "coverage": round(coverage, 4),
                 "side_by_side": f"{EVAL_DIR}/{name}",
             }
         )
     return results
+
+
+def _finite(value: float) -> float:
+    """SSIM is NaN when the eroded silhouette is empty (a sliver of mesh): that scores as 0, not as missing."""
+    return value if np.isfinite(value) else 0.0

@@ -1,11 +1,13 @@
 """Stage export: the textured asset as GLB (glTF 2.0, PBR), OBJ+MTL+PNG and USDZ, validated.
 
 Y up, in the asset frame of the mesh stage. Units are the SfM model's (glTF assumes metres;
-the manifest says which). The GLB is checked with the Khronos glTF-Validator when node is there.
+the manifest says which). The GLB is checked with the Khronos glTF-Validator when node is there;
+when it is not checked, the metrics say why (the report shows the check as not done).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ from photoforge.stages.bake import ALBEDO_PNG
 from photoforge.stages.uv import load_uv_mesh
 from photoforge.store import ArtefactStore, read_manifest
 
-STAGE = Stage("export", version="1", libraries=("trimesh", "usd-core", "pillow"))
+STAGE = Stage("export", version="2", libraries=("trimesh", "usd-core", "pillow"))
 ASSET = "asset"
+
+log = logging.getLogger("photoforge")
 
 
 class ExportParams(StageParams):
@@ -64,6 +68,10 @@ def run(
             files.append(out / f"{ASSET}.glb")
             if params.validate_gltf:
                 validation = gltf_validation.validate(out / f"{ASSET}.glb")
+                if not validation["available"]:
+                    log.warning("export: the GLB was not validated: %s", validation["reason"])
+            else:
+                validation = {"available": False, "reason": "export.validate_gltf is false"}
             progress(1, steps, "GLB")
         if params.obj:
             files += write_obj(mesh, out / f"{ASSET}.obj")
@@ -80,7 +88,7 @@ def run(
     bake_metrics = read_manifest(bake_dir).get("metrics", {})
     sizes = {f.name: f.stat().st_size for f in files}
     kinds = [k.upper() for k, on in (("glb", params.glb), ("obj", params.obj), ("usdz", params.usdz)) if on]
-    checked = f"{validation['errors']} glTF errors" if validation.get("available") else "glTF not validated"
+    checked = f"{validation['errors']} glTF errors" if validation.get("available") else "glTF NOT validated"
     return {
         "files": sizes,
         "faces": len(faces),

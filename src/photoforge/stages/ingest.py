@@ -17,6 +17,7 @@ from pydantic import Field
 
 from photoforge.calibration import Intrinsics, intrinsics_from_k, read_k_matrix
 from photoforge.errors import StageError
+from photoforge.frame_names import FrameNames, assign_frame_names
 from photoforge.hashing import file_digest
 from photoforge.images import load_photo, resize_longest, save_frame, sharpness, thumbnail_signature
 from photoforge.media import CaptureFiles, scan_capture
@@ -24,9 +25,14 @@ from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progr
 from photoforge.store import ArtefactStore, write_json
 from photoforge.video import select_sharp_frames
 
-STAGE = Stage("ingest", version="1", libraries=("pillow", "opencv-python-headless", "imageio-ffmpeg", "numpy"))
+STAGE = Stage(
+    "ingest",
+    version="2",
+    libraries=("pillow", "pillow-heif", "rawpy", "opencv-python-headless", "imageio-ffmpeg", "numpy"),
+)
 FRAMES_DIR = "frames"
 FRAMES_JSON = "frames.json"
+SKIP_HINT = "--set ingest.on_corrupt=skip skips such files"
 
 log = logging.getLogger("photoforge")
 
@@ -41,7 +47,9 @@ class IngestParams(StageParams):
         0.995, gt=0.0, le=1.0, description="reject a frame this similar (thumbnail correlation) to a sharper one"
     )
     video_frames: int = Field(60, ge=2, description="frames to pick per video, spread over the clip")
-    on_corrupt: Literal["error", "skip"] = Field("error", description="a corrupt photo fails the stage, or is skipped")
+    on_corrupt: Literal["error", "skip"] = Field(
+        "error", description="a corrupt photo or video fails the stage, or is skipped with a warning"
+    )
 
 
 @dataclass
@@ -87,18 +95,22 @@ def run(capture: Path, out: Path, params: IngestParams, progress: Progress = no_
     files = scan_capture(capture)
     k_matrix = read_k_matrix(files.calibration) if files.calibration else None
     frames_dir = out / FRAMES_DIR
+    names = _frame_names(files)
     records: list[FrameRecord] = []
     total = len(files.photos) + len(files.videos)
     for done, photo_path in enumerate(files.photos):
-        record = _ingest_photo(files, photo_path, frames_dir, params, k_matrix)
-        if record is not None:
-            records.append(record)
+        name = names.photos[files.relative(photo_path)]
+        records.append(
+            _ingest_photo(files, photo_path, frames_dir=frames_dir, name=name, params=params, k_matrix=k_matrix)
+        )
         progress(done + 1, total, f"photo {files.relative(photo_path)}")
     for done, video_path in enumerate(files.videos, start=len(files.photos)):
-        records.extend(_ingest_video(files, video_path, frames_dir, params))
+        folder = names.videos[files.relative(video_path)]
+        records.extend(_ingest_video(files, video_path, frames_dir=frames_dir, folder=folder, params=params))
         progress(done + 1, total, f"video {files.relative(video_path)}")
 
     _reject_blurred(records, params.blur_ratio)
+    _warn_blurred(records, params.blur_ratio)
     _reject_duplicates(records, params.duplicate_similarity)
     for record in records:
         if not record.kept and record.frame:
@@ -130,21 +142,39 @@ def _skipped(files: CaptureFiles) -> list[str]:
     return [files.relative(p) for p in files.skipped]
 
 
-def _frame_name(relative: str) -> str:
-    return relative if relative.lower().endswith((".jpg", ".jpeg")) else f"{relative}.jpg"
+def _frame_names(files: CaptureFiles) -> FrameNames:
+    """Unique frame names, fixed before decoding so that they depend on the file names alone."""
+    names = assign_frame_names([files.relative(p) for p in files.photos], [files.relative(v) for v in files.videos])
+    renamed = names.renamed()
+    if renamed:
+        shown = ", ".join(f"{source} -> {name}" for source, name in renamed[:5])
+        more = f" (+{len(renamed) - 5} more)" if len(renamed) > 5 else ""
+        log.info("ingest: %d source(s) renamed to keep frame names unique: %s%s", len(renamed), shown, more)
+    return names
+
+
+def _skip_or_raise(exc: StageError, params: IngestParams) -> str:
+    """Under on_corrupt=skip: warn and return the reason to record; else raise, saying how to skip."""
+    if params.on_corrupt == "error":
+        raise StageError(exc.stage, f"{exc.cause} ({SKIP_HINT})", exc.path) from exc
+    log.warning("ingest: skipping %s: %s", exc.path, exc.cause)
+    return f"corrupt: {exc.cause}"
 
 
 def _ingest_photo(
-    files: CaptureFiles, path: Path, frames_dir: Path, params: IngestParams, k_matrix: np.ndarray | None
-) -> FrameRecord | None:
+    files: CaptureFiles,
+    path: Path,
+    *,
+    frames_dir: Path,
+    name: str,
+    params: IngestParams,
+    k_matrix: np.ndarray | None,
+) -> FrameRecord:
     relative = files.relative(path)
     try:
         photo = load_photo(path)
     except StageError as exc:
-        if params.on_corrupt == "error":
-            raise
-        log.warning("ingest: skipping %s: %s", path, exc.cause)
-        return FrameRecord(relative, "photo", 0.0, kept=False, reason=f"corrupt: {exc.cause}")
+        return FrameRecord(relative, "photo", 0.0, kept=False, reason=_skip_or_raise(exc, params))
     source_h, source_w = photo.rgb.shape[:2]
     rgb = resize_longest(photo.rgb, params.max_size)
     height, width = rgb.shape[:2]
@@ -156,7 +186,6 @@ def _ingest_photo(
         prior = photo.exif_prior
         focal = f"|f{prior.fx:.0f}" if prior else ""
         camera = f"{photo.camera_model or 'unknown camera'}|{source_w}x{source_h}{focal}"
-    name = _frame_name(relative)
     save_frame(rgb, frames_dir / name, params.jpeg_quality)
     return FrameRecord(
         source=relative,
@@ -174,13 +203,18 @@ def _ingest_photo(
     )
 
 
-def _ingest_video(files: CaptureFiles, path: Path, frames_dir: Path, params: IngestParams) -> list[FrameRecord]:
+def _ingest_video(
+    files: CaptureFiles, path: Path, *, frames_dir: Path, folder: str, params: IngestParams
+) -> list[FrameRecord]:
     relative = files.relative(path)
-    picks, info = select_sharp_frames(path, params.video_frames, params.max_size)
+    try:
+        picks, info = select_sharp_frames(path, params.video_frames, params.max_size)
+    except StageError as exc:
+        return [FrameRecord(relative, "video", 0.0, kept=False, reason=_skip_or_raise(exc, params))]
     source_w, source_h = info["size"]
     records = []
     for pick in picks:
-        name = f"{relative}/{pick.index:06d}.jpg"
+        name = f"{folder}/{pick.index:06d}.jpg"
         save_frame(pick.rgb, frames_dir / name, params.jpeg_quality)
         height, width = pick.rgb.shape[:2]
         records.append(
@@ -216,6 +250,22 @@ def _reject_blurred(records: list[FrameRecord], ratio: float) -> None:
             if record.sharpness < ratio * median:
                 record.kept = False
                 record.reason = f"blurred: sharpness {record.sharpness:.1f} < {ratio:g} x median {median:.1f}"
+
+
+def _warn_blurred(records: list[FrameRecord], ratio: float) -> None:
+    """Say which frames blur rejected: a photo misread (too dark, flat) looks blurred too."""
+    blurred = [r for r in records if r.reason.startswith("blurred")]
+    if not blurred:
+        return
+    names = [r.source if r.time is None else f"{r.source} at {r.time:.1f} s" for r in blurred]
+    shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+    log.warning(
+        "ingest: rejected %d frame(s) as blurred (sharpness < %g x their set's median): %s; "
+        "if they look sharp, lower ingest.blur_ratio",
+        len(blurred),
+        ratio,
+        shown,
+    )
 
 
 def _reject_duplicates(records: list[FrameRecord], threshold: float) -> None:

@@ -7,6 +7,7 @@ The mesh is written in the asset frame (Y up from the cameras, centred, cameras 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,10 +27,12 @@ from photoforge.stages.fusion import FUSED_PLY
 from photoforge.store import ArtefactStore, write_json
 from photoforge.views import View
 
-STAGE = Stage("mesh", version="1", libraries=("open3d", "pymeshlab", "numpy"))
+STAGE = Stage("mesh", version="2", libraries=("open3d", "pymeshlab", "numpy"))
 MESH_PLY = "mesh.ply"
 TRANSFORM_JSON = "asset_transform.json"
 MIN_POINTS = 100
+
+log = logging.getLogger("photoforge")
 
 
 class MeshParams(StageParams):
@@ -113,13 +116,22 @@ def run(
     write_json(out / TRANSFORM_JSON, {"world_to_asset": transform.tolist(), "units": "sfm", "up": "+Y"})
     stats = meshing.topology(vertices, faces)
     extent = vertices.max(axis=0) - vertices.min(axis=0)
+    shape = "watertight" if stats["watertight"] else "open"
+    if params.watertight and not stats["watertight"]:
+        shape = f"NOT watertight as asked ({stats['boundary_edges']} boundary edges left)"
+        log.warning(
+            "mesh: mesh.watertight is true but the clean-up could not close every hole: %d boundary edges, "
+            "%s; the asset is open (lower mesh.density_trim, which cuts holes, or capture the object all round)",
+            stats["boundary_edges"],
+            "manifold" if stats["manifold"] else "non-manifold parts left",
+        )
     progress(3, 3, f"{stats['faces']} faces")
     return {
         **stats,
+        "watertight_requested": params.watertight,
         "method": method,
         "extent": np.round(extent, 4).tolist(),
-        "summary": f"{stats['faces']} faces, {'watertight' if stats['watertight'] else 'open'}, "
-        f"{'manifold' if stats['manifold'] else 'NON-manifold'}",
+        "summary": f"{stats['faces']} faces, {shape}, {'manifold' if stats['manifold'] else 'NON-manifold'}",
     }
 
 

@@ -21,7 +21,7 @@ from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progr
 from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON
 from photoforge.store import ArtefactStore, write_json
 
-STAGE = Stage("poses", version="1", libraries=("pycolmap",))
+STAGE = Stage("poses", version="2", libraries=("pycolmap",))
 SPARSE_DIR = "sparse"
 POSES_JSON = "poses.json"
 
@@ -88,12 +88,20 @@ def choose_matcher(params: PosesParams, frames: list[dict[str, Any]]) -> str:
 
 
 def camera_groups(frames: list[dict[str, Any]], params: PosesParams) -> list[sfm.CameraGroup]:
-    """One camera per group of frames that share a camera; a known calibration as PINHOLE."""
-    by_camera: dict[str, list[dict[str, Any]]] = {}
+    """One camera per group of frames that share a camera and a size; a known calibration as PINHOLE.
+
+    The size is part of the group: COLMAP's single-camera mode drops, with only a log line, a frame whose
+    size differs from its camera's (a K.txt capture with one photo of another size lost that photo).
+    """
+    by_camera: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for frame in frames:
-        by_camera.setdefault(frame["camera"], []).append(frame)
+        by_camera.setdefault((frame["camera"], frame["width"], frame["height"]), []).append(frame)
+    sizes_per_camera: dict[str, int] = {}
+    for camera, _, _ in by_camera:
+        sizes_per_camera[camera] = sizes_per_camera.get(camera, 0) + 1
     groups = []
-    for name, members in by_camera.items():
+    for (camera, width, height), members in by_camera.items():
+        name = camera if sizes_per_camera[camera] == 1 else f"{camera}|{width}x{height}"
         first = members[0]
         prior = _prior(first, params)
         if prior is not None and prior.source in ("K.txt", "preset"):
@@ -136,6 +144,9 @@ def run(ingest_dir: Path, out: Path, params: PosesParams, progress: Progress = n
     database = out / "database.db"
     progress(0, 3, f"extracting SIFT features from {len(frames)} frames")
     camera_of = sfm.extract(database, frames_dir, groups, params.max_features)
+    unread = [name for name in names if name not in camera_of]
+    if unread:
+        log.warning("poses: COLMAP could not read %d frame(s), left out: %s", len(unread), ", ".join(unread))
     counts = sfm.database_counts(database)
     progress(1, 3, f"{counts['keypoints']} keypoints; matching ({matcher})")
     sfm.match(database, matcher, params.sequential_overlap, params.vocab_tree_path)
