@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows import prefect_env
-from flows.shutdown import exit_now, install_handlers, is_interruption, signal_number, stop_children
+from flows.shutdown import exit_now, install_handlers, is_interruption, signal_number, stop_children, stop_process_group
 from photoforge.errors import PhotoforgeError
 from photoforge.presets import (
     STAGE_ORDER,
@@ -50,6 +50,9 @@ def entry() -> None:
         console.print(f"[yellow]interrupted[/] ({escape(str(exc) or 'Ctrl-C')})")
         code, _Interruption.happened = 128 + signal_number(exc), True
     if _Interruption.happened:
+        from photoforge.locks import release_held
+
+        release_held()  # threads left running (a batch's capture) hold stage locks that other hosts would wait for
         stop_children()
         exit_now(code)
     sys.exit(code)
@@ -83,10 +86,13 @@ def _interrupted(args: argparse.Namespace, exc: BaseException) -> int:
         from flows.local_runs import crash_own_runs
 
         crash_own_runs(workspace)
-    console.print(
-        f"[yellow]interrupted[/] by {name}: completed stages are kept and the run is marked Crashed in the "
-        "Prefect UI; run the same command again to continue"
-    )
+    if args.command in ("run", "batch"):
+        console.print(
+            f"[yellow]interrupted[/] by {name}: completed stages are kept and the run is marked Crashed in the "
+            "Prefect UI; run the same command again to continue"
+        )
+    else:
+        console.print(f"[yellow]stopped[/] by {name}")
     return 128 + signum
 
 
@@ -145,7 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--gpu-root", type=Path, help="the checkout on GPU workers (default: this one; image: /app)")
     deploy.add_argument("--heartbeat-s", type=int, default=30, help="seconds between the runs' heartbeats (min 30)")
     deploy.add_argument(
-        "--crash-after-s", type=int, default=90, help="a run without heartbeat this long is marked Crashed (default 90)"
+        "--crash-after-s",
+        type=int,
+        default=600,
+        help="a run without heartbeat this long is marked Crashed (default 600: a long C call can starve heartbeats)",
     )
     deploy.set_defaults(handler=_cmd_deploy)
 
@@ -318,6 +327,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         raise StageError("ui", "the Prefect UI and the file server need two ports: pass another --files-port")
     check_free(args.port, flag="--port")  # before anything starts: one clear line, not a server's traceback
     check_free(args.files_port, flag="--files-port")
+    _check_workspace(args.workspace, "ui")
     home = prefect_env.configure(args.workspace)
     args.workspace.mkdir(parents=True, exist_ok=True)
     where = f"PREFECT_HOME={home}" if home else "your Prefect configuration"
@@ -330,9 +340,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     console.print(f"workspace files (read-only) on http://127.0.0.1:{args.files_port}/")
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
     env = {**os.environ, "PHOTOFORGE_FILES_PORT": str(args.files_port)}
+    # Its own session, so that stopping `photoforge ui` (kill PID, Ctrl-C) stops the server's whole group here.
+    with prefect_env.children_die_with_us():
+        server = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        return subprocess.call(command, env=env)
+        return server.wait()
     finally:
+        stop_process_group(server)
         files.shutdown()
         files.server_close()
 

@@ -67,7 +67,7 @@ class PoolSetup:
     gpu_concurrency: int = 1
     gpu_root: Path = ROOT  # the checkout on GPU workers (/app in the Docker image)
     heartbeat_s: int = 30  # the pools' flow runs report they are alive this often (Prefect's minimum: 30)
-    crash_after_s: int = 90  # a run not heard of for this long lost its process: marked Crashed
+    crash_after_s: int = 600  # a run not heard of for this long lost its process (long C calls can starve heartbeats)
 
     def environment(self) -> dict[str, str]:
         """The values prefect.yaml reads (`{{ $NAME }}`)."""

@@ -22,18 +22,25 @@ from uuid import UUID
 
 import psutil
 
+from photoforge.locks import boot_id, pid_namespace
+
 log = logging.getLogger("photoforge")
 
 RUNS_DIR = ".runs"
 
 
 def _this_process() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "created": psutil.Process().create_time()}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "created": psutil.Process().create_time(), **_machine()}
+
+
+def _machine() -> dict[str, Any]:
+    """What tells this machine's processes from another's: containers share a host name, cloned VMs a pid namespace."""
+    return {"boot": boot_id(), "pidns": pid_namespace()}
 
 
 def is_gone(record: dict[str, Any]) -> bool:
-    """True when the recorded process is certainly dead: same host, and no process with that PID and start time."""
-    if record.get("host") != socket.gethostname():
+    """True when the recorded process is certainly dead: same machine, and no process with that PID and start time."""
+    if record.get("host") != socket.gethostname() or any(record.get(k) != v for k, v in _machine().items()):
         return False
     try:
         process = psutil.Process(int(record["pid"]))
@@ -73,8 +80,8 @@ def mark_orphans_crashed(workspace: Path) -> list[str]:
 
 def crash_own_runs(workspace: Path) -> list[str]:
     """Crash the flow runs this process still runs (a signal stops it: e.g. batch's captures in worker threads)."""
-    host, pid = socket.gethostname(), os.getpid()
-    return _crash_recorded(workspace, lambda record: record.get("host") == host and record.get("pid") == pid)
+    me = _this_process()
+    return _crash_recorded(workspace, lambda record: all(record.get(k) == v for k, v in me.items()))
 
 
 def _crash_recorded(workspace: Path, select: Callable[[dict[str, Any]], bool]) -> list[str]:

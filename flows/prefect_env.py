@@ -5,9 +5,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from photoforge.errors import PhotoforgeError
 
@@ -35,6 +42,9 @@ def configure(workspace: Path, verbose: bool = False) -> Path | None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "photoforge")
     for name, value in LOADED_MACHINE_SETTINGS.items():
         os.environ.setdefault(name, value)
+    # Heartbeats every 30 s (Prefect's minimum; default 180): on a shared server `photoforge deploy`'s
+    # zombie-run automation crashes runs silent for 90 s, which would otherwise include every local run.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     if not verbose:
         # photoforge prints its own progress and errors; Prefect's console lines would repeat them.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -65,9 +75,10 @@ def start_local_api(stage: str) -> None:
     for attempt in range(1, START_ATTEMPTS + 1):
         server = SubprocessASGIServer()
         try:
-            server.start()
+            with children_die_with_us():
+                server.start()
             return
-        except RuntimeError as exc:
+        except Exception as exc:  # a timeout (RuntimeError), or the health probe's own httpx errors when slow
             server.stop()  # Prefect leaves the slow process running: stop it before trying again
             log.warning("Prefect's local API did not start in %d s (attempt %d): %s", timeout, attempt, _first(exc))
     raise PhotoforgeError(
@@ -75,6 +86,47 @@ def start_local_api(stage: str) -> None:
         "try again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start `photoforge ui` in another "
         "terminal and set PREFECT_API_URL=http://127.0.0.1:4200/api"
     )
+
+
+@contextlib.contextmanager
+def children_die_with_us() -> Iterator[None]:
+    """Processes started meanwhile get SIGTERM when this process dies, however it dies (Linux).
+
+    A C++ abort inside COLMAP (e.g. its database on a full disk) or SIGKILL runs no Python clean-up, and
+    Prefect's server process was left listening with parent PID 1. prctl(PR_SET_PDEATHSIG) in the child ties
+    its life to ours; Prefect builds the server's Popen itself, so Popen is wrapped while it starts.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        yield
+        return
+    original = subprocess.Popen
+
+    def _set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    class _BoundPopen(original):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("preexec_fn", _set_death_signal)
+            super().__init__(*args, **kwargs)
+
+    subprocess.Popen = _BoundPopen  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = original  # type: ignore[misc]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def _first(exc: BaseException) -> str:

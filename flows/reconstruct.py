@@ -203,7 +203,8 @@ class PipelineRun:
                 cause = state.result(raise_on_failure=False)
                 if not isinstance(cause, BaseException):
                     cause = RuntimeError(f"{task.name}: {state.message}")
-                self._failed(task.name, seconds, cause)
+                store = kwargs["store"]
+                self._failed(task.name, seconds, cause, where=store.root / store.capture / task.name)
             result = state.result()
             self.summary.stages.append(StageRow.from_result(result, cached=state.name == "Cached", seconds=seconds))
         if task.name == self.until:
@@ -221,11 +222,12 @@ class PipelineRun:
             raise _UntilReached
         return None
 
-    def _failed(self, stage: str, seconds: float, cause: BaseException) -> NoReturn:
+    def _failed(self, stage: str, seconds: float, cause: BaseException, where: Path | None = None) -> NoReturn:
         self.summary.stages.append(StageRow(stage=stage, status="failed", seconds=round(seconds, 3)))
         self.summary.status = "failed"
+        cause = user_facing_os_error(stage, cause, where)
         self.summary.error = str(cause)
-        raise PipelineFailed(self.summary, user_facing_os_error(stage, cause)) from cause
+        raise PipelineFailed(self.summary, cause) from cause
 
     def _interrupted(self, stage: str, seconds: float) -> None:
         self.summary.stages.append(StageRow(stage=stage, status="interrupted", seconds=round(seconds, 3)))

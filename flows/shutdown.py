@@ -13,8 +13,10 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger("photoforge")
 
@@ -95,6 +97,20 @@ def _stop_descendants() -> None:
         with contextlib.suppress(psutil.Error):
             child.kill()
     psutil.wait_procs(alive, timeout=_CHILD_GRACE_S)
+
+
+def stop_process_group(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM a child started with start_new_session, then SIGKILL its group if it does not stop in time."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=_CHILD_GRACE_S * 2)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def exit_now(code: int) -> None:

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from photoforge.errors import StageError
-from photoforge.locks import Holder, KeyLock, UnchangedWatch, _pid_namespace, read_lock, stale_reason
+from photoforge.locks import Holder, KeyLock, UnchangedWatch, boot_id, pid_namespace, read_lock, stale_reason
 from photoforge.stage import Stage, StageParams
 from photoforge.store import LOCKS, ArtefactStore
 
@@ -175,7 +175,9 @@ def test_lock_of_a_dead_process_is_taken_over_at_once(
     dead.wait()
     stage, store, calls = Stage("demo", "1"), ArtefactStore(tmp_path, "cap"), []
     path = store.lock_path("demo", stage.key(Params(), {}))
-    holder = Holder(socket.gethostname(), dead.pid, time.time() - 60, "dead", "demo", _pid_namespace(), time.time())
+    holder = Holder(
+        socket.gethostname(), dead.pid, time.time() - 60, "dead", "demo", pid_namespace(), time.time(), boot_id()
+    )
     _write_lock(path, holder)
     result = _in_thread(lambda: stage.execute(store, Params(), {}, _counting(calls)))["value"]
     assert result.reused is False and len(calls) == 1
@@ -215,16 +217,19 @@ def test_a_lock_that_keeps_changing_is_not_stale_however_old() -> None:
     assert stale_reason(other, unchanged_for=300.0, stale_after=300.0) == "no heartbeat for 300 s"
     assert stale_reason(None, unchanged_for=300.0, stale_after=300.0) == "no heartbeat for 300 s"  # unreadable file
     # Alive on this machine: never taken over, however long its heartbeat stalls.
-    me = Holder(socket.gethostname(), os.getpid(), 0.0, "t", "", _pid_namespace(), psutil.Process().create_time())
+    me = Holder(
+        socket.gethostname(), os.getpid(), 0.0, "t", "", pid_namespace(), psutil.Process().create_time(), boot_id()
+    )
     assert stale_reason(me, unchanged_for=1e9, stale_after=300.0) is None
 
 
 def test_recycled_pid_and_other_hosts_are_told_apart() -> None:
-    here, ns, started = socket.gethostname(), _pid_namespace(), psutil.Process().create_time()
-    assert not Holder(here, os.getpid(), 0.0, "t", "", ns, started).is_gone()
-    assert Holder(here, os.getpid(), 0.0, "t", "", ns, started - 3600).is_gone()  # same pid, another process
+    here, ns, started, boot = socket.gethostname(), pid_namespace(), psutil.Process().create_time(), boot_id()
+    assert not Holder(here, os.getpid(), 0.0, "t", "", ns, started, boot).is_gone()
+    assert Holder(here, os.getpid(), 0.0, "t", "", ns, started - 3600, boot).is_gone()  # same pid, another process
     assert not Holder("render-node-7", 999_999_999, 0.0, "t").is_gone()  # cannot be probed from here
-    assert not Holder(here, os.getpid(), 0.0, "t", "", (ns or 0) + 1, started - 3600).is_gone()  # another container
+    assert not Holder(here, os.getpid(), 0.0, "t", "", (ns or 0) + 1, started - 3600, boot).is_gone()  # a container
+    assert not Holder(here, os.getpid(), 0.0, "t", "", ns, started - 3600, "another-boot").is_gone()  # a cloned VM
 
 
 def test_holder_heartbeat_touches_the_lock_file(tmp_path: Path) -> None:

@@ -41,10 +41,11 @@ _OS_CAUSES = {
 }
 
 
-def user_facing_os_error(stage: str, exc: BaseException) -> BaseException:
-    """An OSError a user can fix (disk full, permissions) as a StageError naming the file; anything else as is."""
+def user_facing_os_error(stage: str, exc: BaseException, where: Path | None = None) -> BaseException:
+    """An OSError a user can fix (disk full, permissions) as a StageError naming the file (else `where`);
+    anything else as is."""
     if isinstance(exc, PhotoforgeError) or not isinstance(exc, OSError) or exc.errno not in _OS_CAUSES:
         return exc
-    error = StageError(stage, _OS_CAUSES[exc.errno], exc.filename)
+    error = StageError(stage, _OS_CAUSES[exc.errno], exc.filename or where)
     error.__cause__ = exc
     return error

@@ -50,6 +50,10 @@ _REMIND_S = 300.0  # repeat the "waiting for" line this often during a long wait
 Signature = tuple[int, int, bytes]
 
 
+# The locks this process holds now (for release_held).
+_HELD: set[KeyLock] = set()
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds a lock, as its file says."""
@@ -61,12 +65,13 @@ class Holder:
     stage: str = ""
     pidns: int | None = None  # containers on one host share its name but not its pids
     pid_started: float | None = None  # the process's start time: a recycled pid has another
+    boot: str | None = None  # the kernel's boot id: cloned machines can share a host name and pid namespace inode
 
     def describe(self) -> str:
         return f"host {self.host} pid {self.pid} (started {max(0.0, time.time() - self.started):.0f} s ago)"
 
     def on_this_machine(self) -> bool:
-        return self.host == socket.gethostname() and self.pidns == _pid_namespace()
+        return self.host == socket.gethostname() and self.pidns == pid_namespace() and self.boot == boot_id()
 
     def is_gone(self) -> bool:
         """Provably dead; only the holder's own machine can tell."""
@@ -175,35 +180,39 @@ class KeyLock:
             self._beat.join()
             self._beat = None
         mine, self._mine = self._mine, None
+        _HELD.discard(self)
         state = read_lock(self.path)
         if mine is not None and state is not None and state[0] is not None and state[0].token == mine.token:
             self.path.unlink(missing_ok=True)
 
     def _create(self) -> bool:
-        """O_CREAT|O_EXCL: exactly one process creates the file, on NFSv3+ too."""
+        """Exactly one process creates the lock file, on NFS too."""
         me = Holder(
             host=socket.gethostname(),
             pid=os.getpid(),
             started=time.time(),
             token=secrets.token_hex(8),
             stage=self.label,
-            pidns=_pid_namespace(),
+            pidns=pid_namespace(),
             pid_started=psutil.Process().create_time(),
+            boot=boot_id(),
         )
+        # Written whole to a temp file, then hard-linked to the lock name: link() fails when the name exists
+        # (on NFS too), and a waiter never reads a half-written lock (O_EXCL then write() allowed that).
+        staged = self.path.with_name(f".{self.path.name}.{me.token}.tmp")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            staged.write_text(json.dumps(asdict(me)))
+            os.link(staged, self.path)
         except FileExistsError:
             return False
         except OSError as exc:
-            raise StageError(self.label, f"cannot create the stage's lock file ({exc.strerror})", self.path) from exc
-        try:
-            os.write(fd, json.dumps(asdict(me)).encode())
-        except BaseException:
-            self.path.unlink(missing_ok=True)
-            raise
+            if not _linked(staged):  # NFS may report a failed link() that did happen: the link count tells
+                cause = f"cannot create the stage's lock file ({exc.strerror})"
+                raise StageError(self.label, cause, self.path) from exc
         finally:
-            os.close(fd)
+            staged.unlink(missing_ok=True)
         self._mine = me
+        _HELD.add(self)
         return True
 
     def _take_over(self, judged: Signature) -> bool:
@@ -294,7 +303,30 @@ def _parse(content: bytes) -> Holder | None:
     return holder if typed and isinstance(holder.host, str) and isinstance(holder.token, str) else None
 
 
-def _pid_namespace() -> int | None:
+def _linked(path: Path) -> bool:
+    try:
+        return path.stat().st_nlink == 2
+    except OSError:
+        return False
+
+
+def boot_id() -> str | None:
+    """This boot of this machine (Linux): with the host name and pid namespace, which processes we can see."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def release_held() -> None:
+    """Release every lock this process holds: for an exit that skips `finally` blocks (os._exit after a signal),
+    so that other hosts need not wait PHOTOFORGE_LOCK_STALE_S for them."""
+    for lock in list(_HELD):
+        with contextlib.suppress(Exception):
+            lock.release()
+
+
+def pid_namespace() -> int | None:
     try:
         return os.stat("/proc/self/ns/pid").st_ino
     except OSError:

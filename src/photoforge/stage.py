@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from photoforge import __version__
+from photoforge.diskspace import require_free
 from photoforge.hashing import combine
 from photoforge.locks import Holder, KeyLock
 from photoforge.store import MANIFEST, ArtefactStore, atomic_dir, read_manifest, write_json
@@ -129,6 +130,7 @@ class Stage:
         start: float,
     ) -> StageResult:
         final = store.stage_dir(self.name, key)
+        require_free(self.name, final.parent)
         started = datetime.now(UTC)
         begin = time.perf_counter()  # a wait for the lock is not compute time
         with atomic_dir(final) as tmp:

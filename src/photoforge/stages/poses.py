@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 
 from photoforge import sfm
 from photoforge.calibration import Intrinsics
+from photoforge.diskspace import require_free
 from photoforge.errors import StageError
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON
@@ -26,6 +27,9 @@ SPARSE_DIR = "sparse"
 POSES_JSON = "poses.json"
 
 log = logging.getLogger("photoforge")
+
+# Bytes of COLMAP database per SIFT feature: 128 descriptor bytes, keypoint, matches, SQLite overhead and WAL.
+_DATABASE_BYTES_PER_FEATURE = 400
 
 
 class PosesParams(StageParams):
@@ -142,6 +146,8 @@ def run(ingest_dir: Path, out: Path, params: PosesParams, progress: Progress = n
     groups = camera_groups(frames, params)
 
     database = out / "database.db"
+    # COLMAP aborts the process when its database hits a full disk: check first (keypoints, descriptors, matches).
+    require_free("poses", out, needed_bytes=len(frames) * params.max_features * _DATABASE_BYTES_PER_FEATURE)
     progress(0, 3, f"extracting SIFT features from {len(frames)} frames")
     camera_of = sfm.extract(database, frames_dir, groups, params.max_features)
     unread = [name for name in names if name not in camera_of]
