@@ -8,8 +8,10 @@
     strategy: seconds per 1k steps, steps/s, peak GPU memory, Gaussians, held-out PSNR/SSIM at
     7k and 30k steps (checkpoints every 7k); mcmc printed as ratios to default (the baseline).
 (2) The synthetic capture (known mesh): the TSDF mesh from the splats next to the classical
-    mesh (mesh stage, Poisson on the fused cloud): accuracy, completeness and F-score at 1% of
-    the object size, as ratios to the classical mesh's.
+    mesh (Poisson on the fused cloud), each made by the mesh stage's own surface step and then
+    the same clean-up (meshing.cleanup, the preset's face budget): accuracy, completeness and
+    F-score at 1% of the object size, faces, and seconds per step (surface, clean-up), as ratios
+    to the classical mesh's.
 
 Without CUDA it refuses, unless --cpu-tiny: then (1) runs on the synthetic capture at 160 px for
 200 steps (scores at 100 and 200) and mcmc falls back to default, as the stage does on CPU.
@@ -44,13 +46,15 @@ TINY: dict[str, Any] = {
 }
 
 
-def dense(capture: Path, workspace: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """ingest -> poses -> depth -> fusion with the standard preset: the splat stage's inputs."""
+def dense(
+    capture: Path, workspace: Path, name: str, overrides: dict[str, Any], preset: str = "standard"
+) -> dict[str, Any]:
+    """ingest -> poses -> depth -> fusion (cached in `workspace`): the splat stage's inputs."""
     from photoforge.presets import load_preset
     from photoforge.stages import depth, fusion, ingest, poses
     from photoforge.store import ArtefactStore
 
-    cfg = load_preset("standard", overrides)
+    cfg = load_preset(preset, overrides)
     store = ArtefactStore(workspace, name)
     t0 = time.perf_counter()
     frames = ingest.execute(store, capture, cfg.ingest)
@@ -98,15 +102,51 @@ def capture_runs(capture: Path, workspace: Path, tiny: bool, steps: int) -> None
     )
 
 
+def surfaces_like_for_like(
+    fusion_dir: Path, splat_dir: Path, mesh_params: Any, device: str
+) -> dict[str, tuple[np.ndarray, np.ndarray, float, float, int]]:
+    """Both surfaces in the world frame through the mesh stage's own steps: surface, then the same clean-up.
+
+    classical: Poisson on the fused cloud (the mesh stage's default, meshing.poisson_surface);
+    splats: TSDF of the splats' rendered depth (splat_surface, as mesh.surface=splats). Each goes
+    through meshing.cleanup with the preset's CleanupSettings (same face budget), so the scores
+    compare surfaces, not clean-up or decimation. Returns name -> (vertices, faces, surface s,
+    clean-up s, faces before clean-up).
+    """
+    from photoforge import meshing
+    from photoforge.pointcloud import read_ply, to_open3d
+    from photoforge.splatting import splat_surface
+    from photoforge.stages.fusion import FUSED_PLY
+
+    settings = meshing.CleanupSettings(
+        mesh_params.min_component_fraction,
+        mesh_params.max_hole_edges,
+        mesh_params.watertight,
+        mesh_params.target_faces,
+    )
+    builders = {
+        "classical": lambda: meshing.poisson_surface(
+            to_open3d(*read_ply(fusion_dir / FUSED_PLY)), mesh_params.poisson_depth, mesh_params.density_trim
+        ),
+        "splats": lambda: splat_surface(splat_dir, voxel_px=mesh_params.tsdf_voxel_px, device=device),
+    }
+    rows = {}
+    for name, build in builders.items():
+        t0 = time.perf_counter()
+        raw = build()
+        t1 = time.perf_counter()
+        vertices, faces = meshing.cleanup(np.asarray(raw.vertices), np.asarray(raw.triangles), settings)
+        rows[name] = (vertices, faces, t1 - t0, time.perf_counter() - t1, len(raw.triangles))
+    return rows
+
+
 def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
     import open3d as o3d
 
     from photoforge.evaluation import read_strecha_dir
     from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
-    from photoforge.splatting import splat_surface
     from photoforge.splatting.data import CAMERAS_JSON, read_cameras
-    from photoforge.stages import mesh, splat
-    from photoforge.stages.mesh import MESH_PLY, load_transform
+    from photoforge.stages import splat
     from photoforge.synthetic import make_capture
 
     synthetic = make_capture(workspace / "synthetic-capture", views=20, width=480, height=360, focal=465.0)
@@ -119,10 +159,8 @@ def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
     )
     params = splat_params(tiny) if tiny else splat_params(tiny, steps=min(steps, 7000), max_size=480)
     splats = splat.execute(up["store"], up["depth"], up["fusion"], params)
-    t0 = time.perf_counter()
-    from_splats = splat_surface(splats.dir, device=params.device)
-    surface_s = time.perf_counter() - t0
-    classical = mesh.execute(up["store"], up["fusion"], up["depth"], up["cfg"].mesh)
+    mesh_params = up["cfg"].mesh
+    rows = surfaces_like_for_like(up["fusion"].dir, splats.dir, mesh_params, params.device)
 
     cameras = read_cameras(splats.dir / CAMERAS_JSON)
     views = cameras["train"] + cameras["test"]
@@ -132,29 +170,28 @@ def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
     true_mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))
     samples = observed_surface_samples(true_mesh, true_centres, count=100_000)
     threshold = 0.01 * synthetic.object_size
-
-    def score(vertices_world: np.ndarray):  # type: ignore[no-untyped-def]
-        aligned = vertices_world @ to_truth[:3, :3].T + to_truth[:3, 3]
-        return surface_scores(aligned, true_mesh, samples, threshold)
-
-    classical_mesh = o3d.io.read_triangle_mesh(str(classical.dir / MESH_PLY))
-    asset_to_world = np.linalg.inv(load_transform(classical.dir))  # the mesh stage writes the asset frame
-    classical_world = np.asarray(classical_mesh.vertices) @ asset_to_world[:3, :3].T + asset_to_world[:3, 3]
-    rows = {
-        "classical": (score(classical_world), len(classical_mesh.triangles), classical.compute_seconds),
-        "splats": (score(np.asarray(from_splats.vertices)), len(from_splats.triangles), surface_s),
-    }
     size = synthetic.object_size
-    for name, (s, faces, seconds) in rows.items():
+    print(
+        f"    both: the mesh stage's surface step, then meshing.cleanup with the preset's settings "
+        f"(face budget {mesh_params.target_faces}), scored in the world frame"
+    )
+    scores = {}
+    for name, (vertices, faces, surface_s, cleanup_s, raw_faces) in rows.items():
+        aligned = vertices @ to_truth[:3, :3].T + to_truth[:3, 3]
+        s = scores[name] = surface_scores(aligned, true_mesh, samples, threshold)
         print(
-            f"    {name:<9} {faces:>7} faces  accuracy {s.accuracy_mean / size:.3%}  completeness "
-            f"{s.completeness_mean / size:.3%}  F-score {s.fscore:.3f}  ({seconds:.1f} s)"
+            f"    {name:<9} {raw_faces:>7} -> {len(faces):>7} faces  accuracy {s.accuracy_mean / size:.3%}  "
+            f"completeness {s.completeness_mean / size:.3%}  F-score {s.fscore:.3f}  "
+            f"(surface {surface_s:.1f} s + clean-up {cleanup_s:.1f} s)"
         )
-    base, ours = rows["classical"][0], rows["splats"][0]
+    base, ours = scores["classical"], scores["splats"]
+    b, o = rows["classical"], rows["splats"]
     print(
         f"    ratio splats/classical: accuracy {ours.accuracy_mean / base.accuracy_mean:.2f}, completeness "
-        f"{ours.completeness_mean / base.completeness_mean:.2f}, F-score {ours.fscore / base.fscore:.2f} "
-        f"(splats trained {splats.metrics['steps']} steps at {splats.metrics['resolution'][0]} px)"
+        f"{ours.completeness_mean / base.completeness_mean:.2f}, F-score {ours.fscore / base.fscore:.2f}, "
+        f"faces {len(o[1]) / max(1, len(b[1])):.2f}; time: surface {o[2] / b[2]:.2f}, clean-up {o[3] / b[3]:.2f}, "
+        f"both {(o[2] + o[3]) / (b[2] + b[3]):.2f} (splats trained {splats.metrics['steps']} steps at "
+        f"{splats.metrics['resolution'][0]} px, {splats.metrics['train_seconds']:.0f} s, not counted)"
     )
 
 

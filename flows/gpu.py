@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from flows.runners import view_task_runner
 from photoforge.errors import StageError
 from photoforge.stage import StageResult
+from photoforge.stages.depth import DepthParams
 from photoforge.store import ArtefactStore
 from tasks.depth import depth
 from tasks.mesh import mesh
@@ -52,6 +53,19 @@ def gpu_deployment(stage: str, kwargs: dict[str, Any] | None = None) -> str | No
     if stage == "turntable" and kwargs.get("splat") is None:
         return None
     return name
+
+
+def for_pool(stage: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The task inputs as the GPU pool runs them: depth's `auto` backend becomes `cuda`.
+
+    The key hashes the backend that runs (photoforge.stages.depth), and `auto` resolves from the
+    local pycolmap: on a CPU orchestrator that would be `cpu`, and a CPU result on disk would pass
+    for the pool's. Resolved here, the orchestrator's cache check and the GPU worker key alike.
+    """
+    params = kwargs.get("params")
+    if stage == "depth" and isinstance(params, DepthParams) and params.backend == "auto":
+        return kwargs | {"params": params.model_copy(update={"backend": "cuda"})}
+    return kwargs
 
 
 def encode(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from prefect.states import State
 
 from flows import local_runs
 from flows.artifacts import publish_artifacts
-from flows.gpu import gpu_deployment, run_on_gpu_pool
+from flows.gpu import for_pool, gpu_deployment, run_on_gpu_pool
 from flows.runners import view_task_runner
 from flows.shutdown import is_interruption
 from photoforge.errors import PhotoforgeError, StageError, user_facing_os_error
@@ -182,6 +182,8 @@ class PipelineRun:
     def stage(self, task: Any, **kwargs: Any) -> StageResult:
         start = time.perf_counter()
         deployment = gpu_deployment(task.name, kwargs)
+        if deployment is not None:
+            kwargs = for_pool(task.name, kwargs)  # keyed as the pool runs it, here and there
         try:
             remote = deployment is not None and not _already_cached(task, kwargs)
             if remote:

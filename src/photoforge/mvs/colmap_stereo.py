@@ -46,9 +46,16 @@ def read_array(path: Path) -> np.ndarray:
     return array[..., 0] if channels == 1 else array
 
 
-def geometric_maps(workspace: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The filtered (geometric) depth and normal maps of one image."""
+def geometric_maps(workspace: Path, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The filtered (geometric) depth and normal maps of one image; None where COLMAP wrote none.
+
+    PatchMatch skips a reference image it finds no source images for ("Ignoring reference image
+    ..., because it has no source images": near-duplicate frames, too small a triangulation angle),
+    so a missing map is a view without depth, not a broken workspace.
+    """
     stereo = workspace / "stereo"
-    depth = read_array(stereo / "depth_maps" / f"{name}.geometric.bin")
-    normal = read_array(stereo / "normal_maps" / f"{name}.geometric.bin")
-    return depth, normal
+    depth_path = stereo / "depth_maps" / f"{name}.geometric.bin"
+    normal_path = stereo / "normal_maps" / f"{name}.geometric.bin"
+    if not depth_path.is_file() or not normal_path.is_file():
+        return None
+    return read_array(depth_path), read_array(normal_path)

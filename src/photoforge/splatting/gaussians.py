@@ -8,7 +8,7 @@ N x (K-1) x 3). gsplat's densification strategies edit a ParameterDict with exac
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ class Splats:
     opacities: torch.Tensor
     sh0: torch.Tensor
     shN: torch.Tensor
+    _copies: dict[str, Splats] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.means)
@@ -55,6 +56,19 @@ class Splats:
 
     def to(self, device: torch.device | str) -> Splats:
         return Splats(*(getattr(self, k).to(device) for k in PARAM_KEYS))
+
+    def on(self, device: torch.device | str) -> Splats:
+        """These splats on `device`, copied there once: a turntable renders the same splats per frame.
+
+        The copy is kept with these splats; edit them in place and ask for a fresh copy with `to`.
+        """
+        target = torch.device(device)
+        if self.device.type == target.type:
+            return self
+        key = str(target)
+        if key not in self._copies:
+            self._copies[key] = self.to(target)
+        return self._copies[key]
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in PARAM_KEYS}

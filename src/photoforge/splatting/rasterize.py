@@ -13,7 +13,9 @@ same `info` keys gsplat's DefaultStrategy reads (`means2d` with its gradient, `r
 
 from __future__ import annotations
 
+import functools
 import math
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,8 +49,22 @@ def cuda_ready() -> str | None:
     """None if gsplat can rasterize on CUDA here, else why not (for the error the user sees)."""
     if not torch.cuda.is_available():
         return "torch sees no CUDA device"
-    from gsplat.cuda._backend import _C  # importing compiles gsplat's kernels on first use
+    return _gsplat_kernels_problem()
 
+
+@functools.lru_cache(maxsize=1)
+def _gsplat_kernels_problem() -> str | None:
+    """Importing gsplat.cuda._backend JIT-compiles its kernels on first use, and that can fail.
+
+    Asked once per process: a failed build would otherwise be retried, for minutes, on every render.
+    """
+    try:
+        from gsplat.cuda._backend import _C
+    except (ImportError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        # RuntimeError: nvcc/ninja failed ("Error building extension"); ImportError/OSError: a built .so
+        # that does not load (ABI or driver mismatch)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"gsplat's CUDA kernels failed to build or load ({type(exc).__name__}: {first})"
     if _C is None:
         return "gsplat's CUDA kernels are unavailable (no CUDA toolkit to JIT-compile them: install nvcc / CUDA_HOME)"
     return None
@@ -221,13 +237,18 @@ def _alpha(
 
 def resolve_backend(device: Literal["auto", "cuda", "cpu"], stage: str = "splat") -> Backend:
     """auto: CUDA when gsplat's kernels work here, else the CPU path; cuda: CUDA or a clear error."""
+    return resolve_device(device, stage)[0]
+
+
+def resolve_device(device: Literal["auto", "cuda", "cpu"], stage: str = "splat") -> tuple[Backend, str | None]:
+    """The backend, and why auto fell back to the CPU path (None: it did not, or cpu was asked for)."""
     if device == "cpu":
-        return "cpu"
+        return "cpu", None
     problem = cuda_ready()
     if problem is None:
-        return "cuda"
+        return "cuda", None
     if device == "cuda":
         from photoforge.errors import StageError
 
         raise StageError(stage, f"device cuda asked for, but {problem}; use --set {stage}.device=cpu for a small run")
-    return "cpu"
+    return "cpu", problem

@@ -47,8 +47,7 @@ def render_splats(
     """
     backend: Backend = resolve_backend(device)
     torch_device = "cuda" if backend == "cuda" else "cpu"
-    if splats.device.type != torch_device:
-        splats = splats.to(torch_device)
+    splats = splats.on(torch_device)  # moved once, then reused for every frame of these splats
     view, k_t = camera_tensors(k, rotation, translation, torch_device)
     bg = torch.tensor(background, dtype=torch.float32, device=torch_device)
     mode = "RGB+ED" if with_depth else "RGB"

@@ -6,6 +6,14 @@ densification schedule is gsplat's 30k-step one, compressed for shorter runs. On
 `DefaultStrategy` runs: `MCMCStrategy` relocates Gaussians and injects noise through gsplat's
 CUDA ops (`relocation`, `quat_scale_to_covar_preci`), so a CPU run asking for it falls back to
 `DefaultStrategy`, and says so in `TrainResult.notes`.
+
+gsplat 1.5.3's DefaultStrategy never resets opacities (`step % reset_every == 0 & step > 0` is
+always false: `&` binds before `==`), so the trainer does gsplat's reset itself on the schedule.
+Training images stay uint8 on the host (pinned on CUDA) and go to the device one per step, so
+their upload cannot run the GPU out of memory before training starts.
+
+Imports only torch, gsplat, numpy and scipy (no pydantic, open3d, pycolmap): a bare GPU machine
+can run it (bench/splat_bundle.py).
 """
 
 from __future__ import annotations
@@ -18,23 +26,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from gsplat.strategy import DefaultStrategy, MCMCStrategy
-from gsplat.strategy.ops import remove
+from gsplat.strategy.ops import remove, reset_opa
 
 from photoforge.errors import StageError
 from photoforge.splatting.gaussians import PARAM_KEYS, Splats
 from photoforge.splatting.losses import photometric_loss
 from photoforge.splatting.rasterize import Backend, rasterize
-from photoforge.stage import Progress, no_progress
+
+if TYPE_CHECKING:
+    from photoforge.stage import Progress
 
 log = logging.getLogger("photoforge")
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: records the backend and the strategy that wrote it
 MCMC_REGULARISATION = 0.01  # gsplat's opacity_reg and scale_reg for MCMC
+# Opacities reset to 0.01 need this many Adam steps (lr 0.05 per step) to climb back past 0.9 with room
+# to spare: runs too short for it (under 400 steps: the first reset would fall past refine_stop) get none.
+MIN_RESET_INTERVAL = 200
+
+
+def no_progress(done: int, total: int, message: str = "") -> None:
+    """A Progress that reports nothing (photoforge.stage's, without importing pydantic)."""
 
 
 class CheckpointError(StageError):
@@ -76,24 +93,32 @@ class Schedule:
     refine_stop: int
     refine_every: int
     sh_interval: int
+    reset_every: int  # DefaultStrategy's opacity reset (0: none, as MCMC)
 
     @classmethod
     def for_run(cls, steps: int, strategy: str, sh_degree: int) -> Schedule:
-        # gsplat at 30k steps: refine from 500 to 15k (MCMC 25k) every 100; one SH band per 1000 steps
+        # gsplat at 30k steps: refine from 500 to 15k (MCMC 25k) every 100; one SH band per 1000 steps;
+        # DefaultStrategy resets opacities every 3000 (never between two refinements)
         stop_fraction = 25 / 30 if strategy == "mcmc" else 0.5
+        refine_every = min(100, max(10, steps // 30))
         return cls(
             refine_start=min(500, steps // 20),
             refine_stop=int(steps * stop_fraction),
-            refine_every=min(100, max(10, steps // 30)),
+            refine_every=refine_every,
             sh_interval=min(1000, max(1, steps // (2 * (sh_degree + 1)))),
+            reset_every=0 if strategy == "mcmc" else min(3000, max(MIN_RESET_INTERVAL, steps // 10)),
         )
+
+    def resets_opacities(self, step: int) -> bool:
+        """gsplat's intended condition: every reset_every steps while densification runs."""
+        return self.reset_every > 0 and 0 < step < self.refine_stop and step % self.reset_every == 0
 
 
 @dataclass
 class TrainView:
     view: torch.Tensor  # 4x4 world-to-camera
     k: torch.Tensor  # 3x3
-    image: torch.Tensor  # H x W x 3 float in [0, 1]
+    image: torch.Tensor  # H x W x 3 uint8 on the host (pinned on CUDA), uploaded per step; float [0, 1] works too
 
     @property
     def width(self) -> int:
@@ -112,10 +137,13 @@ class TrainResult:
     train_seconds: float  # optimisation only (evaluation and checkpoints excluded)
     strategy: str  # the strategy that ran
     evaluations: list[dict[str, Any]]
-    peak_gpu_bytes: int
+    peak_gpu_bytes: int  # torch.cuda.max_memory_allocated
     resumed_from_step: int | None
     schedule: Schedule
     notes: list[str] = field(default_factory=list)
+    peak_gpu_reserved_bytes: int = 0  # torch.cuda.max_memory_reserved (what the caching allocator held)
+    resumed_seconds: float = 0.0  # training seconds before the resume (in train_seconds, not this process's)
+    backend: str = "cpu"
 
 
 Evaluate = Callable[[int, torch.nn.ParameterDict, int], dict[str, Any]]  # (step, params, sh degree) -> scores
@@ -161,6 +189,7 @@ def train(
             refine_start_iter=schedule.refine_start,
             refine_stop_iter=schedule.refine_stop,
             refine_every=schedule.refine_every,
+            reset_every=schedule.reset_every,
         )
         state = strategy.initialize_state(scene_scale=settings.scene_scale)
     strategy.check_sanity(params, optimizers)
@@ -169,10 +198,10 @@ def train(
     start_step, elapsed, evaluations, resumed_from = 0, 0.0, [], None
     if resume is not None:
         start_step, elapsed, evaluations, state = _load_checkpoint(
-            resume, settings, params, optimizers, scheduler, state, device
+            resume, settings, params, optimizers, scheduler, state, device, backend, strategy_name
         )
         resumed_from = start_step
-        notes.append(f"resumed from step {start_step} ({resume.name})")
+        notes.append(f"resumed from step {start_step} ({resume.name}, {backend}, {strategy_name})")
         log.info("splat: resuming from step %d of %s", start_step, resume)
     if backend == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -190,11 +219,12 @@ def train(
             break
         target = views[_view_index(step, len(views), settings.seed)]
         sh_degree = min(step // schedule.sh_interval, settings.sh_degree)
+        image = _upload(target.image, device)
         out = rasterize(
             params, target.view, target.k, target.width, target.height, sh_degree, background, "RGB", backend
         )
         strategy.step_pre_backward(params, optimizers, state, step, out.info)
-        loss = photometric_loss(out.colors, target.image, settings.ssim_lambda)
+        loss = photometric_loss(out.colors, image, settings.ssim_lambda)
         if strategy_name == "mcmc":
             loss = loss + MCMC_REGULARISATION * (
                 torch.sigmoid(params["opacities"]).mean() + torch.exp(params["scales"]).mean()
@@ -208,11 +238,13 @@ def train(
             strategy.step_post_backward(params, optimizers, state, step, out.info, lr=scheduler.get_last_lr()[0])
         else:
             strategy.step_post_backward(params, optimizers, state, step, out.info, packed=False)
+            if schedule.resets_opacities(step):  # what gsplat 1.5.3 means to do, and does not
+                reset_opa(params=params, optimizers=optimizers, state=state, value=strategy.prune_opa * 2.0)
             _cap(params, optimizers, state, settings.max_gaussians)
         done = step + 1
         if done % report_every == 0 or done == settings.steps:
             with torch.no_grad():
-                mse = float(torch.mean((out.colors.clamp(0, 1) - target.image) ** 2))
+                mse = float(torch.mean((out.colors.clamp(0, 1) - image) ** 2))
             psnr = -10 * math.log10(max(mse, 1e-12))
             progress(
                 done,
@@ -228,7 +260,9 @@ def train(
         if checkpoint is not None and settings.checkpoint_every > 0 and done % settings.checkpoint_every == 0:
             tic = _clock(device)
             seconds = tic - started - paused
-            _save_checkpoint(checkpoint, settings, done, seconds, params, optimizers, scheduler, state, evaluations)
+            _save_checkpoint(
+                checkpoint, settings, done, seconds, params, optimizers, scheduler, state, evaluations, strategy_name
+            )
             paused += time.perf_counter() - tic
     else:
         step = settings.steps
@@ -236,13 +270,27 @@ def train(
     final_degree = min(max(step - 1, 0) // schedule.sh_interval, settings.sh_degree)
     scores = evaluate(step, params, final_degree)
     evaluations.append({**scores, "step": step, "gaussians": len(params["means"]), "seconds": train_seconds})
-    peak = int(torch.cuda.max_memory_allocated()) if backend == "cuda" else 0
+    peak, reserved = peak_gpu_memory(backend)
     splats = Splats.from_params(params).to("cpu")
     if final_degree < settings.sh_degree:  # bands never switched on stay zero: say so, keep the layout
         notes.append(f"stopped before SH degree {settings.sh_degree} switched on (degree {final_degree} trained)")
     return TrainResult(
-        splats, step, stopped_by, train_seconds, strategy_name, evaluations, peak, resumed_from, schedule, notes
-    )
+        splats, step, stopped_by, train_seconds, strategy_name, evaluations, peak, resumed_from, schedule, notes,
+        peak_gpu_reserved_bytes=reserved, resumed_seconds=elapsed, backend=backend,
+    )  # fmt: skip
+
+
+def peak_gpu_memory(backend: Backend) -> tuple[int, int]:
+    """(max allocated, max reserved) bytes since the last reset: reserved is what other processes lose."""
+    if backend != "cuda":
+        return 0, 0
+    return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
+
+
+def _upload(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One training photo on the device as float in [0, 1] (uint8 on the host: a quarter of the bytes)."""
+    image = image.to(device, non_blocking=True)
+    return image.float() / 255.0 if image.dtype == torch.uint8 else image
 
 
 def _clock(device: torch.device) -> float:
@@ -297,6 +345,7 @@ def _save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: dict[str, Any],
     evaluations: list[dict[str, Any]],
+    strategy_name: str | None = None,
 ) -> None:
     """Written beside and renamed over, so a kill mid-write keeps the previous checkpoint.
 
@@ -308,6 +357,8 @@ def _save_checkpoint(
         {
             "format": CHECKPOINT_FORMAT,
             "fingerprint": settings.fingerprint,
+            "backend": "cuda" if params["means"].is_cuda else "cpu",
+            "strategy": strategy_name or settings.strategy,
             "step": step,
             "seconds": seconds,
             "params": {k: v.detach() for k, v in params.items()},
@@ -331,17 +382,33 @@ def _load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: dict[str, Any],
     device: torch.device,
+    backend: str | None = None,
+    strategy_name: str | None = None,
 ) -> tuple[int, float, list[dict[str, Any]], dict[str, Any]]:
     """Tensors and plain containers only (weights_only): a checkpoint sits in the shared workspace,
-    and unpickling anything else would run whatever code its writer put there."""
+    and unpickling anything else would run whatever code its writer put there.
+
+    Read onto the CPU, then moved: Adam keeps its `step` counters on the CPU (load_state_dict
+    moves the moments to the parameters' device and leaves `step` where it finds it). A checkpoint
+    from another backend or strategy is refused: the same key runs mcmc on CUDA but default on CPU,
+    and their Adam and densification states do not mix.
+    """
     try:
-        data = torch.load(path, map_location=device, weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError("splat", f"cannot read the checkpoint: {exc}", path) from exc
     if not isinstance(data, dict):
         raise CheckpointError("splat", "cannot read the checkpoint: not a photoforge checkpoint", path)
     if data.get("format") != CHECKPOINT_FORMAT or data.get("fingerprint") != settings.fingerprint:
         raise CheckpointError("splat", "the checkpoint belongs to another run (other inputs or settings)", path)
+    backend, strategy_name = backend or device.type, strategy_name or settings.strategy
+    if (data.get("backend"), data.get("strategy")) != (backend, strategy_name):
+        raise CheckpointError(
+            "splat",
+            f"the checkpoint was written by a {data.get('backend')} run with {data.get('strategy')} densification; "
+            f"this run is {backend} with {strategy_name}: their optimiser and densification states do not carry over",
+            path,
+        )
     for name in PARAM_KEYS:
         params[name] = torch.nn.Parameter(data["params"][name].to(device))
         optimizer = optimizers[name]

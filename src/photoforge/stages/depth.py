@@ -4,6 +4,10 @@ Two backends: `cuda` runs COLMAP PatchMatch (pycolmap-cuda12); `cpu` runs photof
 plane sweep in PyTorch (on a GPU too, when torch sees one). `auto` picks `cuda` when the
 installed pycolmap has CUDA. Both work on COLMAP-undistorted (pinhole) images, kept in the
 artefact for later stages.
+
+The key hashes the backend that runs, never `auto`: plane sweep and PatchMatch give different
+maps, so a CPU result must not stand in for a CUDA one (or the reverse). A flow that hands depth
+to a GPU pool resolves `auto` itself before keying (flows/gpu.py::for_pool).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +38,17 @@ from photoforge.stages.poses import SPARSE_DIR
 from photoforge.store import ArtefactStore, write_json
 from photoforge.views import View, depth_range, load_views, rank_neighbours
 
-STAGE = Stage("depth", version="1", libraries=("pycolmap", "torch", "opencv-python-headless", "numpy"))
+
+class DepthStage(Stage):
+    """A Stage whose key hashes the resolved backend: `auto` keys as `cpu` or `cuda`, as it will run here."""
+
+    def key(self, params: StageParams, inputs: Mapping[str, Any]) -> str:
+        if isinstance(params, DepthParams):
+            params = resolve(params)
+        return super().key(params, inputs)
+
+
+STAGE = DepthStage("depth", version="1", libraries=("pycolmap", "torch", "opencv-python-headless", "numpy"))
 UNDISTORTED = "undistorted"
 MAPS_DIR = "maps"
 PREVIEWS_DIR = "previews"
@@ -62,6 +76,13 @@ class DepthParams(StageParams):
     )
 
 
+def resolve(params: DepthParams) -> DepthParams:
+    """`auto` replaced by the backend that runs on this machine (cuda when pycolmap has CUDA)."""
+    if params.backend != "auto":
+        return params
+    return params.model_copy(update={"backend": "cuda" if colmap_stereo.available() else "cpu"})
+
+
 def key_inputs(frames: StageResult, sparse: StageResult) -> dict[str, Any]:
     return {"frames": frames.key, "poses": sparse.key}
 
@@ -74,7 +95,11 @@ def execute(
     progress: Progress = no_progress,
     map_views: ViewMapper | None = None,
 ) -> StageResult:
-    """`map_views` spreads the per-view work (the flow passes its task runner's map); serial by default."""
+    """`map_views` spreads the per-view work (the flow passes its task runner's map); serial by default.
+
+    The manifest records the resolved params, so it names the backend that ran.
+    """
+    params = resolve(params)
     return STAGE.execute(
         store,
         params,
@@ -90,9 +115,7 @@ def choose_backend(params: DepthParams) -> str:
             "backend cuda needs pycolmap built with CUDA (pip install pycolmap-cuda12); "
             "use --set depth.backend=cpu on this machine",
         )
-    if params.backend == "auto":
-        return "cuda" if colmap_stereo.available() else "cpu"
-    return params.backend
+    return resolve(params).backend
 
 
 def torch_device(params: DepthParams) -> torch.device:
@@ -227,12 +250,12 @@ def compute_view(job: ViewJob) -> dict[str, Any]:
     # the device of the machine computing the view (a Dask worker may differ from the orchestrator)
     images = _ImageCache(job.workspace / "images", params.max_size, torch_device(params))
     if job.backend == "cuda":
-        depth, normal, confidence, scaled = _colmap_view(job.workspace, view, images)
+        result = _colmap_view(job.workspace, view, images)
     else:
         result = _sweep_view(view, job.neighbours, job.bounds, images, params)
-        if result is None:
-            return {**record, "usable": False, "valid_fraction": 0.0}
-        depth, normal, confidence, scaled = result
+    if result is None:
+        return {**record, "usable": False, "valid_fraction": 0.0}
+    depth, normal, confidence, scaled = result
     valid_fraction = float((depth > 0).mean())
     stem = f"{view.index:04d}"
     save_view(job.out / MAPS_DIR / f"{stem}.npz", depth, confidence, normal, images.color(view.name))
@@ -312,8 +335,18 @@ def _sweep_view(
     return depth, normals_from_depth(depth, scaled.k), confidence, scaled
 
 
-def _colmap_view(workspace: Path, view: View, images: _ImageCache) -> tuple[np.ndarray, np.ndarray, np.ndarray, View]:
-    depth, normal = colmap_stereo.geometric_maps(workspace, view.name)
+def _colmap_view(
+    workspace: Path, view: View, images: _ImageCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, View] | None:
+    maps = colmap_stereo.geometric_maps(workspace, view.name)
+    if maps is None:
+        log.warning(
+            "depth: %s: COLMAP PatchMatch wrote no depth map (it found no source images for it: near-duplicate "
+            "frames, or too small a triangulation angle); skipped",
+            view.name,
+        )
+        return None
+    depth, normal = maps
     height, width = depth.shape
     images.match_size(view.name, width, height)
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)

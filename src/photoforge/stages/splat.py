@@ -29,16 +29,30 @@ from photoforge.splatting.data import CAMERAS_JSON, Capture, load_capture, scene
 from photoforge.splatting.evaluate import save_comparisons, score_views
 from photoforge.splatting.gaussians import init_splats
 from photoforge.splatting.ply import write_splat_ply
-from photoforge.splatting.rasterize import Backend, CpuRasterizerOverflow, camera_tensors, resolve_backend
+from photoforge.splatting.rasterize import (
+    Backend,
+    CpuRasterizerOverflow,
+    camera_tensors,
+    resolve_backend,
+    resolve_device,
+)
 from photoforge.splatting.render import SPLATS_PLY
-from photoforge.splatting.train import CheckpointError, LearningRates, TrainSettings, TrainView, train
+from photoforge.splatting.train import (
+    CheckpointError,
+    LearningRates,
+    TrainResult,
+    TrainSettings,
+    TrainView,
+    train,
+)
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import UNDISTORTED
 from photoforge.stages.fusion import FUSED_PLY
 from photoforge.store import ArtefactStore, write_json
 from photoforge.views import View
 
-STAGE = Stage("splat", version="1", libraries=("gsplat", "torch", "numpy", "plyfile"))
+# 2: opacities reset on gsplat's schedule (1.5.3's DefaultStrategy skips it), checkpoint format 2
+STAGE = Stage("splat", version="2", libraries=("gsplat", "torch", "numpy", "plyfile"))
 SPLAT_JSON = "splat.json"
 COMPARISONS_DIR = "comparisons"
 CHECKPOINT = "checkpoint.pt"
@@ -173,7 +187,9 @@ def run(
     checkpoint: where periodic checkpoints go (default: out/checkpoint.pt, dropped at the end);
     resume: a checkpoint of this same run (same `key`) to continue from.
     """
-    backend = resolve_backend(params.device)
+    backend, fallback = resolve_device(params.device)
+    if fallback is not None and torch.cuda.is_available():  # a GPU is here but gsplat cannot use it
+        log.warning("splat: device auto, but %s: training on the CPU path", fallback)
     check_device(params, backend)
     workspace = depth_dir / UNDISTORTED
     capture = load_capture(workspace / "images", workspace / "sparse", params.max_size, params.hold_out_every, "splat")
@@ -185,7 +201,6 @@ def run(
         xyz, rgb, params.sh_degree, max(1, params.max_gaussians // 2), params.seed, init_opacity, init_scale
     )
     device = torch.device("cuda" if backend == "cuda" else "cpu")
-    views = [_train_view(v, img, device) for v, img in zip(capture.train, capture.train_images, strict=True)]
     eval_views, eval_images = (
         (capture.test, capture.test_images) if capture.test else (capture.train, capture.train_images)
     )
@@ -214,8 +229,15 @@ def run(
     )
     own_checkpoint = checkpoint is None
     checkpoint = checkpoint or out / CHECKPOINT
-    try:
+    shown = min(params.comparisons, len(eval_views))
+    try:  # everything that puts images or Gaussians on the GPU, the final scoring included
+        views = [_train_view(v, img, device) for v, img in zip(capture.train, capture.train_images, strict=True)]
         result = train(initial, views, settings, backend, evaluate, progress, checkpoint, resume)
+        trained = result.splats.to(device).as_dict()  # untrained SH bands are zero: full degree renders the same
+        _, renders = score_views(
+            trained, eval_views[:shown], eval_images[:shown], result.splats.sh_degree, backend, params.background
+        )
+        del trained
     except torch.cuda.OutOfMemoryError as exc:
         raise StageError(
             "splat",
@@ -231,19 +253,13 @@ def run(
 
     write_splat_ply(out / SPLATS_PLY, result.splats)
     write_cameras(out / CAMERAS_JSON, capture.train, capture.test)
-    shown = min(params.comparisons, len(eval_views))
-    trained = result.splats.to(device).as_dict()  # untrained SH bands are zero: full degree renders the same
-    _, renders = score_views(
-        trained, eval_views[:shown], eval_images[:shown], result.splats.sh_degree, backend, params.background
-    )
     pictures = save_comparisons(
         out / COMPARISONS_DIR, [v.name for v in eval_views[:shown]], renders, eval_images[:shown]
     )
     first, last = result.evaluations[0], result.evaluations[-1]
-    steps_done = result.steps_done - (result.resumed_from_step or 0)
-    steps_per_s = steps_done / result.train_seconds if result.train_seconds > 0 else 0.0
     metrics: dict[str, Any] = {
         "device": backend,
+        "device_fallback": fallback,
         "strategy": result.strategy,
         "strategy_requested": params.strategy,
         "gaussians": len(result.splats),
@@ -251,9 +267,7 @@ def run(
         "steps": result.steps_done,
         "stopped_by": result.stopped_by,
         "train_seconds": round(result.train_seconds, 2),
-        "steps_per_s": round(steps_per_s, 3),
-        "seconds_per_1k_steps": round(1000 / steps_per_s, 2) if steps_per_s > 0 else None,
-        "peak_gpu_memory_gb": round(result.peak_gpu_bytes / 1024**3, 3),
+        **speed_and_memory(result),
         "psnr_initial": first["psnr"],
         "ssim_initial": first["ssim"],
         "psnr": last["psnr"],
@@ -276,6 +290,23 @@ def run(
     return metrics
 
 
+def speed_and_memory(result: TrainResult) -> dict[str, Any]:
+    """Steps/s of this process (a resumed run's earlier steps and seconds left out) and peak GPU memory.
+
+    Reserved beside allocated: the caching allocator holds more than the tensors use, and reserved
+    is what a second job on the same GPU cannot have.
+    """
+    steps = result.steps_done - (result.resumed_from_step or 0)
+    seconds = result.train_seconds - result.resumed_seconds
+    steps_per_s = steps / seconds if seconds > 0 else 0.0
+    return {
+        "steps_per_s": round(steps_per_s, 3),
+        "seconds_per_1k_steps": round(1000 / steps_per_s, 2) if steps_per_s > 0 else None,
+        "peak_gpu_memory_gb": round(result.peak_gpu_bytes / 1024**3, 3),
+        "peak_gpu_memory_reserved_gb": round(result.peak_gpu_reserved_bytes / 1024**3, 3),
+    }
+
+
 def _initial_points(capture: Capture, fusion_dir: Path | None, params: SplatParams) -> tuple[np.ndarray, np.ndarray]:
     if params.init == "fused":
         if fusion_dir is None:
@@ -291,5 +322,7 @@ def _initial_points(capture: Capture, fusion_dir: Path | None, params: SplatPara
 
 
 def _train_view(view: View, image: np.ndarray, device: torch.device) -> TrainView:
+    """The camera on the device; the photo stays uint8 on the host (pinned for CUDA), uploaded per step."""
     view_t, k = camera_tensors(view.k, view.rotation, view.translation, device)
-    return TrainView(view_t, k, torch.from_numpy(image).to(device).float() / 255.0)
+    pixels = torch.from_numpy(np.ascontiguousarray(image, np.uint8))
+    return TrainView(view_t, k, pixels.pin_memory() if device.type == "cuda" else pixels)
