@@ -13,42 +13,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-import psutil
-
-from photoforge.locks import boot_id, pid_namespace
+from photoforge.locks import Holder, read_lock
 
 log = logging.getLogger("photoforge")
 
 RUNS_DIR = ".runs"
-
-
-def _this_process() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "created": psutil.Process().create_time(), **_machine()}
-
-
-def _machine() -> dict[str, Any]:
-    """What tells this machine's processes from another's: containers share a host name, cloned VMs a pid namespace."""
-    return {"boot": boot_id(), "pidns": pid_namespace()}
-
-
-def is_gone(record: dict[str, Any]) -> bool:
-    """True when the recorded process is certainly dead: same machine, and no process with that PID and start time."""
-    if record.get("host") != socket.gethostname() or any(record.get(k) != v for k, v in _machine().items()):
-        return False
-    try:
-        process = psutil.Process(int(record["pid"]))
-        return abs(process.create_time() - float(record["created"])) > 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except (psutil.Error, KeyError, TypeError, ValueError):
-        return False
 
 
 @contextlib.contextmanager
@@ -62,7 +36,7 @@ def tracked(workspace: Path, flow_run_id: str | None) -> Iterator[None]:
         mark_orphans_crashed(workspace)
         runs.mkdir(parents=True, exist_ok=True)
         record = runs / f"{flow_run_id}.json"
-        record.write_text(json.dumps({"flow_run_id": flow_run_id, **_this_process()}))
+        record.write_text(json.dumps(asdict(Holder.of_this_process(token=flow_run_id, stage="flow run"))))
     except OSError as exc:  # bookkeeping must never stop a run
         log.debug("run record not written: %s", exc)
         record = None
@@ -75,28 +49,30 @@ def tracked(workspace: Path, flow_run_id: str | None) -> Iterator[None]:
 
 def mark_orphans_crashed(workspace: Path) -> list[str]:
     """Crash the flow runs recorded under WORKSPACE/.runs whose process is gone; returns their ids."""
-    return _crash_recorded(workspace, is_gone)
+    return _crash_recorded(workspace, Holder.is_gone)
 
 
 def crash_own_runs(workspace: Path) -> list[str]:
     """Crash the flow runs this process still runs (a signal stops it: e.g. batch's captures in worker threads)."""
-    me = _this_process()
-    return _crash_recorded(workspace, lambda record: all(record.get(k) == v for k, v in me.items()))
+    return _crash_recorded(workspace, Holder.is_this_process)
 
 
-def _crash_recorded(workspace: Path, select: Callable[[dict[str, Any]], bool]) -> list[str]:
+def _crash_recorded(workspace: Path, select: Callable[[Holder], bool]) -> list[str]:
+    """A run record is a lock-file Holder whose token is the flow run id: the same test of a dead process."""
     crashed: list[str] = []
     for path in sorted((Path(workspace) / RUNS_DIR).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+        state = read_lock(path)
+        if state is None:
+            continue
+        record = state[0]
+        if record is None:
             path.unlink(missing_ok=True)  # a record cut short by the kill itself
             continue
         if not select(record):
             continue
         try:
-            if _crash_flow_run(UUID(str(record["flow_run_id"])), record):
-                crashed.append(str(record["flow_run_id"]))
+            if _crash_flow_run(UUID(record.token), record):
+                crashed.append(record.token)
         except Exception as exc:  # an unreachable API must not stop the new run
             log.debug("could not mark %s crashed: %s", path.name, exc)
             continue
@@ -104,14 +80,14 @@ def _crash_recorded(workspace: Path, select: Callable[[dict[str, Any]], bool]) -
     return crashed
 
 
-def _crash_flow_run(flow_run_id: UUID, record: dict[str, Any]) -> bool:
+def _crash_flow_run(flow_run_id: UUID, record: Holder) -> bool:
     """Move the flow run and its unfinished task runs to Crashed; False when it had already ended."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed
 
-    message = f"process {record['pid']} on {record['host']} is gone (killed?); marked by a later photoforge run"
+    message = f"process {record.pid} on {record.host} is gone (killed?); marked by a later photoforge run"
     with get_client(sync_client=True) as client:
         try:
             flow_run = client.read_flow_run(flow_run_id)

@@ -49,6 +49,12 @@ def write_jpeg(path: Path, rgb: np.ndarray, exif: Image.Exif | None = None) -> P
     return path
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a `photoforge` subprocess: its own Prefect set-up (an ephemeral server under
+    WORKSPACE/.prefect), not the test session's API."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, **extra}
+
+
 @pytest.fixture
 def sample_subset(tmp_path: Path) -> Path:
     """Six overlapping photos of the sample capture with its K.txt: SfM in a few seconds."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,9 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import textured_rgb, write_jpeg
+from conftest import cli_env, textured_rgb, write_jpeg
 
 from flows import cli, prefect_env
+from flows.loopback import free_port
 
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
 FAST = [
@@ -97,7 +97,7 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     """The console script end to end, on Prefect's ephemeral API with a project-local PREFECT_HOME."""
     workspace = tmp_path / "ws"
     command = [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = cli_env()
     first = subprocess.run([*command, "--json", str(tmp_path / "1.json")], capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     summary = json.loads((tmp_path / "1.json").read_text())
@@ -123,12 +123,6 @@ def test_real_command_runs_then_reuses_everything(sample_subset: Path, tmp_path:
     _ui_shows_runs(workspace, env, expected_runs=2, capture=sample_subset.name)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _post_json(url: str) -> list[dict]:
     request = urllib.request.Request(url, data=b"{}", headers={"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -137,7 +131,7 @@ def _post_json(url: str) -> list[dict]:
 
 def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int, capture: str) -> None:
     """`photoforge ui` serves the same database (the runs so far, reused stages Cached) and the files."""
-    port, files_port = _free_port(), _free_port()
+    port, files_port = free_port(), free_port()
     ui = subprocess.Popen(
         [str(PHOTOFORGE), "ui", "--workspace", str(workspace), "--port", str(port), "--files-port", str(files_port)],
         env=env,

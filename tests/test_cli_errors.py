@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import cli_env
 
 from flows import cli
 
@@ -26,10 +27,6 @@ def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, **extra}
 
 
 def _processes_using(prefect_home: Path) -> list[psutil.Process]:
@@ -70,7 +67,7 @@ def test_workspace_that_cannot_be_written(
 def test_prefect_api_that_does_not_start_is_one_line(sample_subset: Path, tmp_path: Path) -> None:
     """A start-up timeout (seen on a loaded machine) is retried once, then reported; no server is left."""
     workspace = tmp_path / "ws"
-    env = _clean_env(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")  # every start times out
+    env = cli_env(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")  # every start times out
     done = subprocess.run(
         [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST],
         env=env,
@@ -115,7 +112,7 @@ def test_full_disk_names_the_stage(
     with _small_disk(tmp_path / "small", size) as workspace:
         done = subprocess.run(
             [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST],
-            env=_clean_env(PREFECT_HOME=str(home), PHOTOFORGE_MIN_FREE_MB=min_free_mb),
+            env=cli_env(PREFECT_HOME=str(home), PHOTOFORGE_MIN_FREE_MB=min_free_mb),
             capture_output=True,
             text=True,
             timeout=300,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import SAMPLE, SMALL_RUN
+from conftest import SAMPLE, SMALL_RUN, cli_env
 
 from photoforge.store import LOCKS, MANIFEST
 
@@ -49,11 +49,6 @@ def _command(workspace: Path, summary: Path) -> list[str]:
     sets = [arg for text in overrides for arg in ("--set", text)]
     run = [sys.executable, "-m", "flows.cli", "run", str(SAMPLE), "--preset", "preview", *sets]
     return [*run, "--workspace", str(workspace), "--json", str(summary)]
-
-
-def _env() -> dict[str, str]:
-    """The CLI's own Prefect set-up (an ephemeral server, WORKSPACE/.prefect), not the test session's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
 
 
 def _complete(capture_dir: Path) -> dict[tuple[str, str], int]:
@@ -114,7 +109,7 @@ def _run_and_kill(command: list[str], capture_dir: Path, aim: str, extra: float,
     """Start a run, SIGKILL its process group at the aimed moment; return where it was, when, and every
     stage whose temp dir showed meanwhile."""
     with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
     start = time.monotonic()
     kill_at = start + extra if aim == "start-up" else None
     left_behind = _temps(capture_dir)  # by earlier kills: not this run's work
@@ -150,7 +145,7 @@ def _done(stage_dir: Path) -> bool:
 def _run_to_end(command: list[str], log: Path) -> int:
     """Run to the end; then none of the processes it started (its Prefect server) may outlive it."""
     with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
     family: dict[int, psutil.Process] = {}
     deadline = time.monotonic() + 600
     try:

@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import cli_env
+
+from flows.loopback import free_port
 
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
 FAST = [
@@ -25,10 +27,6 @@ FAST = [
     *("--set", "depth.max_size=320", "--set", "depth.planes=32", "--set", "mesh.poisson_depth=7"),
 ]
 WAIT_S = 300  # a loaded 2-core machine: Prefect's start alone has taken 40 s
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
 
 
 def _wait_for(condition, what: str, process: subprocess.Popen | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +71,7 @@ def _signalled(
     command: list[str], *, ready: Callable[[], bool], what: str, sig: signal.Signals
 ) -> tuple[int, str, str, list[psutil.Process]]:
     """Start the command, send `sig` once `ready()`; its exit code, output and the children it had then."""
-    process = subprocess.Popen(command, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(ready, what, process)
         children = _descendants(process.pid)
@@ -129,7 +127,7 @@ def test_sigkilled_run_is_marked_crashed_by_the_next_run(sample_subset: Path, tm
     workspace = tmp_path / "ws"
     command = [str(PHOTOFORGE), "run", str(sample_subset), "--workspace", str(workspace), *FAST]
     run = subprocess.Popen(
-        command, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         _wait_for(lambda: _started_stage(workspace, sample_subset.name, "poses"), "poses stage", run)
@@ -140,7 +138,7 @@ def test_sigkilled_run_is_marked_crashed_by_the_next_run(sample_subset: Path, tm
     assert len(list((workspace / ".runs").glob("*.json"))) == 1
 
     again = subprocess.run(
-        [*command, "--until", "ingest"], env=_clean_env(), capture_output=True, text=True, timeout=WAIT_S
+        [*command, "--until", "ingest"], env=cli_env(), capture_output=True, text=True, timeout=WAIT_S
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "was left Running by a killed process: marked Crashed" in " ".join(again.stderr.split())
@@ -157,11 +155,7 @@ def test_sigterm_stops_ui_and_its_server(tmp_path: Path) -> None:
     from flows.ports import bind_error
 
     workspace = tmp_path / "ws"
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
+    ports = [free_port(), free_port()]
     command = [str(PHOTOFORGE), "ui", "--workspace", str(workspace), "--port", str(ports[0])]
     answers = functools.partial(_answers, f"http://127.0.0.1:{ports[0]}/api/health")
     command += ["--files-port", str(ports[1])]

@@ -15,6 +15,7 @@ import pytest
 
 from flows import cli
 from flows.file_server import serve_workspace
+from flows.loopback import free_port
 
 
 class _Touch:
@@ -46,12 +47,6 @@ def warnings_of_photoforge() -> Iterator[list[str]]:
         yield handler.messages
     finally:
         logger.removeHandler(handler)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- Prefect result records -------------------------------------------------------------------
@@ -258,7 +253,7 @@ def files(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     (workspace / "cap" / "link.txt").symlink_to(outside)
     (workspace / "etc").symlink_to("/etc")
     (workspace / "hidden").symlink_to(workspace / ".prefect")
-    port = _free_port()
+    port = free_port()
     server = serve_workspace(workspace, port)
     try:
         yield workspace, port
@@ -324,7 +319,7 @@ def test_file_server_answers_only_local_host_names(files: tuple[Path, int]) -> N
 
 def test_file_server_accepts_a_configured_host(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a")
-    port = _free_port()
+    port = free_port()
     server = serve_workspace(tmp_path, port, hosts=("files.internal",))
     try:
         assert _request(port, "/a.txt", host=f"files.internal:{port}")[:2] == (200, b"a")
@@ -354,7 +349,7 @@ def test_ui_with_a_port_taken_fails_with_one_line(
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
-    ports = {"--port": _free_port(), "--files-port": _free_port()}
+    ports = {"--port": free_port(), "--files-port": free_port()}
     ports[taken] = busy.getsockname()[1]
     try:
         code = cli.main(["ui", "--workspace", str(tmp_path / "ws"), *(str(x) for kv in ports.items() for x in kv)])

@@ -67,6 +67,23 @@ class Holder:
     pid_started: float | None = None  # the process's start time: a recycled pid has another
     boot: str | None = None  # the kernel's boot id: cloned machines can share a host name and pid namespace inode
 
+    @classmethod
+    def of_this_process(cls, *, token: str, stage: str) -> Holder:
+        """This process, as a lock file (or a run record) names it."""
+        return cls(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=time.time(),
+            token=token,
+            stage=stage,
+            pidns=pid_namespace(),
+            pid_started=psutil.Process().create_time(),
+            boot=boot_id(),
+        )
+
+    def is_this_process(self) -> bool:
+        return self.on_this_machine() and self.pid == os.getpid()
+
     def describe(self) -> str:
         return f"host {self.host} pid {self.pid} (started {max(0.0, time.time() - self.started):.0f} s ago)"
 
@@ -187,16 +204,7 @@ class KeyLock:
 
     def _create(self) -> bool:
         """Exactly one process creates the lock file, on NFS too."""
-        me = Holder(
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            started=time.time(),
-            token=secrets.token_hex(8),
-            stage=self.label,
-            pidns=pid_namespace(),
-            pid_started=psutil.Process().create_time(),
-            boot=boot_id(),
-        )
+        me = Holder.of_this_process(token=secrets.token_hex(8), stage=self.label)
         # Written whole to a temp file, then hard-linked to the lock name: link() fails when the name exists
         # (on NFS too), and a waiter never reads a half-written lock (O_EXCL then write() allowed that).
         staged = self.path.with_name(f".{self.path.name}.{me.token}.tmp")
