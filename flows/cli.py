@@ -20,7 +20,7 @@ from rich.table import Table
 
 from flows import prefect_env
 from flows.shutdown import exit_now, install_handlers, is_interruption, signal_number, stop_children, stop_process_group
-from photoforge.errors import PhotoforgeError
+from photoforge.errors import PhotoforgeError, StageError
 from photoforge.presets import (
     STAGE_ORDER,
     load_preset,
@@ -321,7 +321,6 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from flows.file_server import serve_workspace
     from flows.ports import check_free
-    from photoforge.errors import StageError
 
     if args.port == args.files_port:
         raise StageError("ui", "the Prefect UI and the file server need two ports: pass another --files-port")
@@ -329,7 +328,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     check_free(args.files_port, flag="--files-port")
     _check_workspace(args.workspace, "ui")
     home = prefect_env.configure(args.workspace)
-    args.workspace.mkdir(parents=True, exist_ok=True)
     where = f"PREFECT_HOME={home}" if home else "your Prefect configuration"
     try:
         files = serve_workspace(args.workspace, args.files_port, hosts=args.files_host)
@@ -341,8 +339,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
     env = {**os.environ, "PHOTOFORGE_FILES_PORT": str(args.files_port)}
     # Its own session, so that stopping `photoforge ui` (kill PID, Ctrl-C) stops the server's whole group here.
-    with prefect_env.children_die_with_us():
-        server = subprocess.Popen(command, env=env, start_new_session=True)
+    server = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=prefect_env.dies_with_parent())
     try:
         return server.wait()
     finally:
@@ -420,19 +417,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _check_workspace(workspace: Path, command: str) -> None:
     """Fail before Prefect starts when the workspace is a file or cannot be written (one line, what to do)."""
     if workspace.exists() and not workspace.is_dir():
-        raise PhotoforgeError(
-            f"[{command}] {workspace}: --workspace is a file, not a folder: pass a folder (it is created if missing)"
-        )
+        cause = "--workspace is a file, not a folder: pass a folder (it is created if missing)"
+        raise StageError(command, cause, workspace)
     try:
         workspace.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=workspace, prefix=".write-test-"):
             pass
     except OSError as exc:
-        cause = exc.strerror or type(exc).__name__
-        raise PhotoforgeError(
-            f"[{command}] {workspace}: cannot write the workspace ({cause}): "
-            "pass --workspace with a folder you can write to"
-        ) from exc
+        cause = f"cannot write the workspace ({exc.strerror or type(exc).__name__}): "
+        raise StageError(command, cause + "pass --workspace with a folder you can write to", workspace) from exc
 
 
 def _short(path: str | None) -> str:

@@ -75,7 +75,7 @@ def start_local_api(stage: str) -> None:
     for attempt in range(1, START_ATTEMPTS + 1):
         server = SubprocessASGIServer()
         try:
-            with children_die_with_us():
+            with _children_die_with_us():
                 server.start()
             return
         except Exception as exc:  # a timeout (RuntimeError), or the health probe's own httpx errors when slow
@@ -89,25 +89,18 @@ def start_local_api(stage: str) -> None:
 
 
 @contextlib.contextmanager
-def children_die_with_us() -> Iterator[None]:
-    """Processes started meanwhile get SIGTERM when this process dies, however it dies (Linux).
-
-    A C++ abort inside COLMAP (e.g. its database on a full disk) or SIGKILL runs no Python clean-up, and
-    Prefect's server process was left listening with parent PID 1. prctl(PR_SET_PDEATHSIG) in the child ties
-    its life to ours; Prefect builds the server's Popen itself, so Popen is wrapped while it starts.
-    """
-    prctl = _prctl()
-    if prctl is None:
+def _children_die_with_us() -> Iterator[None]:
+    """Processes Prefect starts meanwhile get `dies_with_parent` (it builds the server's Popen itself, so
+    Popen is wrapped while the server starts)."""
+    preexec = dies_with_parent()
+    if preexec is None:
         yield
         return
     original = subprocess.Popen
 
-    def _set_death_signal() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
     class _BoundPopen(original):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("preexec_fn", _set_death_signal)
+            kwargs.setdefault("preexec_fn", preexec)
             super().__init__(*args, **kwargs)
 
     subprocess.Popen = _BoundPopen  # type: ignore[misc]
@@ -120,13 +113,24 @@ def children_die_with_us() -> Iterator[None]:
 _PR_SET_PDEATHSIG = 1
 
 
-def _prctl() -> Callable[..., int] | None:
+def dies_with_parent() -> Callable[[], None] | None:
+    """A Popen `preexec_fn` that makes the child get SIGTERM when this process dies, however it dies (Linux).
+
+    A C++ abort inside COLMAP (e.g. its database on a full disk) or SIGKILL runs no Python clean-up, and
+    Prefect's server process was left listening with parent PID 1: prctl(PR_SET_PDEATHSIG) in the child
+    ties its life to ours. None where prctl is not available.
+    """
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_death_signal
 
 
 def _first(exc: BaseException) -> str:

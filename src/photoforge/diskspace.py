@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from photoforge.errors import StageError
+from photoforge.errors import NO_SPACE_ADVICE, StageError
 
 MIN_FREE_ENV = "PHOTOFORGE_MIN_FREE_MB"
 DEFAULT_MIN_FREE_MB = 64
@@ -41,6 +41,6 @@ def require_free(stage: str, path: Path, *, needed_bytes: int = 0) -> None:
         raise StageError(
             stage,
             f"no space left on device: {free / _MB:.1f} MB free where this stage needs about {need / _MB:.1f} MB: "
-            "free some space (or pass --workspace on a bigger disk) and run again; finished stages are kept",
+            + NO_SPACE_ADVICE,
             path,
         )

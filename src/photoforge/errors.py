@@ -30,10 +30,12 @@ class ConfigError(PhotoforgeError):
     """A preset or a --set override is invalid; the message names the key and its place."""
 
 
+# What to do about a full disk (here, and in the free-space check before a stage).
+NO_SPACE_ADVICE = "free some space (or pass --workspace on a bigger disk) and run again; finished stages are kept"
+
 # Causes of an OSError that a user fixes on their side (space, permissions), with what to do.
 _OS_CAUSES = {
-    errno.ENOSPC: "no space left on device: free some space (or pass --workspace on a bigger disk) and run again; "
-    "finished stages are kept",
+    errno.ENOSPC: f"no space left on device: {NO_SPACE_ADVICE}",
     errno.EDQUOT: "disk quota exceeded: free some space (or pass --workspace elsewhere) and run again",
     errno.EACCES: "permission denied: make it writable for this user, or pass another --workspace",
     errno.EPERM: "operation not permitted: make it writable for this user, or pass another --workspace",
