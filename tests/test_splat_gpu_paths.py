@@ -107,15 +107,19 @@ def test_package_names_still_load_for_existing_callers() -> None:
     assert splat_surface.__module__ == "photoforge.splatting.surface"
 
 
-def test_scores_equal_the_bake_stages_whole_frame_psnr_and_ssim() -> None:
-    from photoforge.render import masked_psnr, masked_ssim
-    from photoforge.splatting.evaluate import psnr, ssim
+def test_scores_equal_scikit_images_psnr_and_ssim() -> None:
+    """The scores the splat stage shares with the bake stage, without scikit-image, equal scikit-image's."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from photoforge.image_scores import masked_psnr, masked_ssim, ssim_map
 
     a, b = _photo(1), np.clip(_photo(1).astype(int) + _photo(2) // 8, 0, 255).astype(np.uint8)
     full = np.ones((SIZE, SIZE), bool)
-    assert psnr(a, b) == pytest.approx(masked_psnr(a, b, full), abs=1e-9)
-    assert ssim(a, b) == pytest.approx(masked_ssim(a, b, full), abs=1e-9)
-    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+    _, reference = structural_similarity(a, b, channel_axis=2, data_range=255, full=True)
+    assert ssim_map(a, b) == pytest.approx(reference, abs=1e-9)
+    assert masked_psnr(a, b, full) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
+    assert masked_ssim(a, b, full) == pytest.approx(float(reference.mean()), abs=1e-9)
+    assert masked_psnr(a, a, full) == float("inf") and masked_ssim(a, a, full) == pytest.approx(1.0)
 
 
 # --- item 4: the opacity reset gsplat 1.5.3 skips -------------------------------------------------

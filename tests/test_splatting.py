@@ -14,8 +14,8 @@ from plyfile import PlyData
 
 from photoforge.errors import StageError
 from photoforge.evaluation import read_strecha_dir
+from photoforge.image_scores import masked_psnr
 from photoforge.metrics3d import similarity_to_truth
-from photoforge.render import masked_psnr
 from photoforge.splatting import Splats, load_splats, read_splat_ply, render_splats, splat_surface, write_splat_ply
 from photoforge.splatting.data import CAMERAS_JSON, read_cameras
 from photoforge.splatting.ply import property_names

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import open3d as o3d
-from skimage.metrics import structural_similarity
 
 
 @dataclass
@@ -88,16 +87,3 @@ def sample_texture(hits: Hits, face_uvs: np.ndarray, texture: np.ndarray) -> np.
     map_y = (uv[..., 1] * height - 0.5).astype(np.float32)
     colour = cv2.remap(texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.where(hits.mask[..., None], colour, 0).astype(np.uint8)
-
-
-def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    diff = a[mask].astype(np.float64) - b[mask].astype(np.float64)
-    mse = float(np.mean(diff**2)) if diff.size else float("nan")
-    return float(10 * np.log10(255.0**2 / mse)) if mse > 0 else float("inf")
-
-
-def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """Mean SSIM (scikit-image) over the mask, eroded so windows stay on the object."""
-    _, full = structural_similarity(a, b, channel_axis=2, data_range=255, full=True)
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-    return float(full[inner].mean()) if inner.any() else float("nan")

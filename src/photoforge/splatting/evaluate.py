@@ -1,8 +1,7 @@
 """Scores of the splats on photos (PSNR, SSIM as the bake stage measures them) and comparison pictures.
 
-Pure numpy/scipy (no open3d, scikit-image or pycolmap), so a bare GPU machine with torch and
-gsplat can score a training run; the numbers equal photoforge.render's whole-frame masked_psnr
-and masked_ssim (scikit-image's default SSIM: 7x7 uniform window, sample covariance).
+No open3d, scikit-image or pycolmap (photoforge.image_scores), so a bare GPU machine with torch and
+gsplat can score a training run.
 """
 
 from __future__ import annotations
@@ -14,42 +13,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import torch
-from scipy.ndimage import uniform_filter
 
+from photoforge.image_scores import masked_psnr, masked_ssim
 from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize
 
 if TYPE_CHECKING:
     from photoforge.views import View
 
-SSIM_WINDOW = 7  # scikit-image's default (uniform, not Gaussian, weights)
 
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images over the whole frame (inf when identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float(10 * np.log10(255.0**2 / mse)) if mse > 0 else float("inf")
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two H x W x 3 uint8 images, per channel, over every pixel (borders reflected).
-
-    scikit-image's structural_similarity(channel_axis=2, data_range=255) map, averaged without its
-    border crop: what masked_ssim gives for a whole-frame mask.
-    """
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    size = (SSIM_WINDOW, SSIM_WINDOW) + (1,) * (x.ndim - 2)
-    n = SSIM_WINDOW**2
-    cov_norm = n / (n - 1)
-    ux, uy = uniform_filter(x, size), uniform_filter(y, size)
-    vx = cov_norm * (uniform_filter(x * x, size) - ux * ux)
-    vy = cov_norm * (uniform_filter(y * y, size) - uy * uy)
-    vxy = cov_norm * (uniform_filter(x * y, size) - ux * uy)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
-
-
-@torch.no_grad()
 def render_rgb(
     params: Mapping[str, torch.Tensor],
     view: View,
@@ -77,8 +48,9 @@ def score_views(
     renders, psnrs, ssims = [], [], []
     for view, photo in zip(views, photos, strict=True):
         render = render_rgb(params, view, sh_degree, backend, background)
-        psnrs.append(psnr(render, photo))
-        ssims.append(ssim(render, photo))
+        whole = np.ones(photo.shape[:2], bool)
+        psnrs.append(masked_psnr(render, photo, whole))
+        ssims.append(masked_ssim(render, photo, whole))
         renders.append(render)
     return {"psnr": round(float(np.mean(psnrs)), 3), "ssim": round(float(np.mean(ssims)), 4)}, renders
 

@@ -23,8 +23,9 @@ import pycolmap
 from pydantic import Field
 
 from photoforge.errors import StageError
+from photoforge.image_scores import masked_psnr, masked_ssim
 from photoforge.mvs.depthmaps import load_view
-from photoforge.render import MeshScene, masked_psnr, masked_ssim, sample_texture
+from photoforge.render import MeshScene, sample_texture
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import UNDISTORTED, load_depth_views
 from photoforge.stages.ingest import FRAMES_JSON
