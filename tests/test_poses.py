@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pycolmap
 import pytest
-from conftest import SAMPLE_GT, textured_rgb, write_jpeg
+from conftest import SAMPLE, SAMPLE_GT, textured_rgb, write_jpeg
 
 from photoforge.errors import StageError
 from photoforge.evaluation import pose_errors, read_strecha_dir
@@ -48,6 +49,21 @@ def test_calibrated_photos_register_with_accurate_poses(sample_subset: Path, tmp
     assert errors.rotation_median_deg < 0.2
     assert errors.centre_median < 0.02  # metres, after a similarity alignment
     assert json.loads((out / "poses.json").read_text())["registered"] == 6
+
+
+def test_same_photos_give_the_same_model(tmp_path: Path) -> None:
+    """Seeded RANSAC and mapper: equal keys mean equal models (else every stage below varies run to run)."""
+    models = []
+    for run in ("a", "b"):
+        frames = _ingest(SAMPLE, tmp_path / f"ingest-{run}", max_size=640)
+        out = tmp_path / f"poses-{run}"
+        out.mkdir()
+        poses.run(frames, out, PosesParams(max_features=4096))
+        models.append(pycolmap.Reconstruction(str(out / SPARSE_DIR)))
+    first, second = models
+    assert first.num_points3D() == second.num_points3D()
+    centres = [np.array([m.image(i).projection_center() for i in sorted(m.reg_image_ids())]) for m in (first, second)]
+    assert centres[0].shape == (11, 3) and np.abs(centres[0] - centres[1]).max() < 1e-9
 
 
 def test_free_intrinsics_are_refined(sample_subset: Path, tmp_path: Path) -> None:

@@ -58,21 +58,29 @@ def extract(database: Path, frames_dir: Path, groups: list[CameraGroup], max_fea
         return {image.name: image.camera_id for image in db.read_all_images()}
 
 
+# COLMAP's RANSAC and mapper draw random numbers: a fixed seed makes the same photos give the same model,
+# so equal keys mean equal artefacts (and the dense and mesh stages below do not vary run to run).
+RANDOM_SEED = 0
+
+
 def match(database: Path, matcher: str, sequential_overlap: int, vocab_tree_path: str | None) -> None:
+    pycolmap.set_random_seed(RANDOM_SEED)
     device = pycolmap.Device.cpu
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = RANDOM_SEED
     if matcher == "exhaustive":
-        pycolmap.match_exhaustive(database, device=device)
+        pycolmap.match_exhaustive(database, verification_options=verification, device=device)
     elif matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = sequential_overlap
         if vocab_tree_path:
             pairing.loop_detection = True
             pairing.vocab_tree_path = vocab_tree_path
-        pycolmap.match_sequential(database, pairing_options=pairing, device=device)
+        pycolmap.match_sequential(database, pairing_options=pairing, verification_options=verification, device=device)
     elif matcher == "vocab_tree":
         pairing = pycolmap.VocabTreePairingOptions()
         pairing.vocab_tree_path = vocab_tree_path or ""
-        pycolmap.match_vocabtree(database, pairing_options=pairing, device=device)
+        pycolmap.match_vocabtree(database, pairing_options=pairing, verification_options=verification, device=device)
     else:
         raise ValueError(f"unknown matcher {matcher!r}")
 
@@ -101,6 +109,7 @@ def map_incremental(
     on_next_image: Callable[[], None],
 ) -> list[pycolmap.Reconstruction]:
     options = pycolmap.IncrementalPipelineOptions()
+    options.random_seed = RANDOM_SEED
     if fixed_camera_ids:
         options.constant_cameras = fixed_camera_ids
     if all_fixed:
@@ -115,6 +124,7 @@ def map_incremental(
 
 def map_global(database: Path, frames_dir: Path, out: Path, all_fixed: bool) -> list[pycolmap.Reconstruction]:
     options = pycolmap.GlobalPipelineOptions()
+    options.random_seed = RANDOM_SEED
     if all_fixed:
         options.mapper.bundle_adjustment.refine_focal_length = False
         options.mapper.bundle_adjustment.refine_principal_point = False

@@ -22,7 +22,7 @@ from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progr
 from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON
 from photoforge.store import ArtefactStore, write_json
 
-STAGE = Stage("poses", version="2", libraries=("pycolmap",))
+STAGE = Stage("poses", version="3", libraries=("pycolmap",))
 SPARSE_DIR = "sparse"
 POSES_JSON = "poses.json"
 
