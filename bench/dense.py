@@ -28,16 +28,16 @@ FOUNTAIN = ROOT.parent / "shared" / "data" / "fountain-P11"
 def synthetic_scores(tmp: Path) -> None:
     import open3d as o3d
 
-    from photoforge.evaluation import read_strecha_dir
-    from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
-    from photoforge.mvs import colmap_stereo
-    from photoforge.pointcloud import read_ply
+    from photoforge.camera.views import View
+    from photoforge.geometry.mvs import colmap_stereo
+    from photoforge.geometry.pointcloud import read_ply
     from photoforge.presets import load_preset
+    from photoforge.qa.pose_errors import read_strecha_dir
+    from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
     from photoforge.stages import depth, fusion, ingest, poses
     from photoforge.stages.depth import load_depth_views
     from photoforge.store import ArtefactStore
-    from photoforge.synthetic import make_capture
-    from photoforge.views import View
+    from tests.support_synthetic import make_capture
 
     synthetic = make_capture(tmp / "synthetic", views=24, width=640, height=480, focal=620.0)
     mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))

@@ -69,7 +69,7 @@ def photoforge_run(capture: Path, workspace: Path, preset: str) -> tuple[dict, p
 
 
 def _accuracy_line(label: str, model: pycolmap.Reconstruction, capture: Path) -> str:
-    from photoforge.evaluation import pose_errors, read_strecha_dir
+    from photoforge.qa.pose_errors import pose_errors, read_strecha_dir
 
     gt_dir = capture / "gt_cameras"
     line = f"{label:<11} registered {model.num_reg_images()}"

@@ -113,8 +113,8 @@ def surfaces_like_for_like(
     compare surfaces, not clean-up or decimation. Returns name -> (vertices, faces, surface s,
     clean-up s, faces before clean-up).
     """
-    from photoforge import meshing
-    from photoforge.pointcloud import read_ply, to_open3d
+    from photoforge.geometry import meshing
+    from photoforge.geometry.pointcloud import read_ply, to_open3d
     from photoforge.splatting import splat_surface
     from photoforge.stages.fusion import FUSED_PLY
 
@@ -143,11 +143,11 @@ def surfaces_like_for_like(
 def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
     import open3d as o3d
 
-    from photoforge.evaluation import read_strecha_dir
-    from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
+    from photoforge.qa.pose_errors import read_strecha_dir
+    from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
     from photoforge.splatting.data import CAMERAS_JSON, read_cameras
     from photoforge.stages import splat
-    from photoforge.synthetic import make_capture
+    from tests.support_synthetic import make_capture
 
     synthetic = make_capture(workspace / "synthetic-capture", views=20, width=480, height=360, focal=465.0)
     print("(2) synthetic capture (20 views 480x360): mesh from splats vs the classical mesh, threshold 1%")
@@ -215,7 +215,7 @@ def main() -> int:
         work = Path(tmp)
         if not args.skip_capture:
             if tiny:
-                from photoforge.synthetic import make_capture
+                from tests.support_synthetic import make_capture
 
                 capture = make_capture(work / "tiny-capture", views=20, width=480, height=360, focal=465.0).capture
                 capture_runs(capture, work / "ws", tiny, args.steps)

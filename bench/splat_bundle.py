@@ -87,7 +87,7 @@ def _points_ply(xyz: np.ndarray, rgb: np.ndarray) -> bytes:
 def pack(args: argparse.Namespace) -> int:
     import cv2
 
-    from photoforge.pointcloud import read_ply
+    from photoforge.geometry.pointcloud import read_ply
     from photoforge.splatting.data import load_capture, scene_scale
     from photoforge.stages.depth import UNDISTORTED
     from photoforge.stages.fusion import FUSED_PLY
@@ -158,7 +158,7 @@ def pack(args: argparse.Namespace) -> int:
 
 @dataclass
 class BundleView:
-    """A pinhole camera as the scorer reads it (the fields of photoforge.views.View it uses)."""
+    """A pinhole camera as the scorer reads it (the fields of photoforge.camera.views.View it uses)."""
 
     name: str
     k: np.ndarray

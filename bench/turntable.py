@@ -34,12 +34,12 @@ def main() -> int:
         os.environ.setdefault("PREFECT_HOME", str(workspace / ".prefect"))
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         from flows.reconstruct import reconstruct
-        from photoforge.encode import write_mp4
-        from photoforge.images import read_rgb
+        from photoforge.io.images import read_rgb
+        from photoforge.io.video_encode import write_mp4
         from photoforge.presets import load_preset
+        from photoforge.render.turntable import Orbit, orbit_cameras, render_frames
         from photoforge.stages.bake import ALBEDO_PNG
         from photoforge.stages.uv import load_uv_mesh
-        from photoforge.turntable_render import Orbit, orbit_cameras, render_frames
 
         summary = reconstruct(str(args.capture), "standard", {}, str(workspace), until="export")
         rows = {r["stage"]: r for r in summary["stages"]}

@@ -17,7 +17,7 @@ from prefect import flow, task
 from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, capture_name, config_hash, reconstruct
 from flows.runners import StoppableThreadPoolTaskRunner
 from photoforge.errors import PhotoforgeError
-from photoforge.outputs import RUN_JSON
+from photoforge.io.outputs import RUN_JSON
 from photoforge.presets import load_preset
 from photoforge.stages import ingest
 from tasks.futures import result_when_done

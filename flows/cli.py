@@ -187,7 +187,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     load_preset(args.preset, overrides)  # fail fast on a bad preset or --set, before Prefect starts
 
-    from photoforge.media import scan_capture
+    from photoforge.io.capture_files import scan_capture
 
     scan_capture(args.path, warn=False)  # fail fast on a missing or empty folder (the ingest stage checks again)
     _check_workspace(args.workspace, "run")

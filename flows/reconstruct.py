@@ -18,7 +18,7 @@ from flows.runners import view_task_runner
 from flows.shutdown import is_interruption
 from photoforge.errors import PhotoforgeError, StageError, user_facing_os_error
 from photoforge.hashing import combine
-from photoforge.outputs import publish
+from photoforge.io.outputs import publish
 from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset, load_presets
 from photoforge.stage import StageResult
 from photoforge.stages.splat import cannot_run_here

@@ -11,14 +11,14 @@ import open3d as o3d
 import pytest
 import trimesh
 
-from photoforge import gltf_validation
 from photoforge.errors import StageError
-from photoforge.pointcloud import write_ply
+from photoforge.geometry.pointcloud import write_ply
+from photoforge.qa import gltf_validation
 from photoforge.stages import bake, mesh, uv
 from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG
 from photoforge.stages.mesh import MESH_PLY
 from photoforge.stages.uv import load_uv_mesh
-from photoforge.synthetic import SyntheticCapture
+from tests.support_synthetic import SyntheticCapture
 
 
 def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
@@ -31,11 +31,11 @@ def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
     assert metrics["components"] == 1
     # Asset +Y must be the true up (+Z of the synthetic world): map it through the similarity that
     # aligns the SfM cameras to the true ones.
-    from photoforge.evaluation import read_strecha_dir
-    from photoforge.metrics3d import similarity_to_truth
+    from photoforge.camera.views import View
+    from photoforge.qa.pose_errors import read_strecha_dir
+    from photoforge.qa.surface_scores import similarity_to_truth
     from photoforge.stages.depth import load_depth_views
     from photoforge.stages.mesh import load_transform
-    from photoforge.views import View
 
     truth = read_strecha_dir(asset_run["synthetic"].cameras)
     records = load_depth_views(asset_run["depth"].dir)
@@ -119,7 +119,7 @@ def test_empty_fused_cloud_is_a_clear_error(tmp_path: Path, asset_run: dict) -> 
 
 def test_cleanup_can_remove_everything() -> None:
     """Two small triangles far apart: each is a tiny fraction of the whole, so both go."""
-    from photoforge.meshing import CleanupSettings, cleanup
+    from photoforge.geometry.meshing import CleanupSettings, cleanup
 
     vertices = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0], [10, 10, 10], [10.1, 10, 10], [10, 10.1, 10]], float)
     faces = np.array([[0, 1, 2], [3, 4, 5]])
@@ -130,7 +130,7 @@ def test_cleanup_can_remove_everything() -> None:
 def test_mesh_with_no_faces_left_after_cleanup(
     tmp_path: Path, asset_run: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photoforge import meshing
+    from photoforge.geometry import meshing
 
     monkeypatch.setattr(meshing, "cleanup", lambda v, f, s: (np.zeros((0, 3)), np.zeros((0, 3), np.int32)))
     with pytest.raises(StageError, match="no faces left after clean-up") as info:
@@ -162,7 +162,7 @@ def test_uv_on_a_mesh_without_faces(tmp_path: Path) -> None:
 
 def test_poisson_is_deterministic() -> None:
     """The same cloud twice gives the same surface: open3d's threaded Poisson did not (2 components once)."""
-    from photoforge.meshing import poisson_surface
+    from photoforge.geometry.meshing import poisson_surface
 
     rng = np.random.default_rng(0)
     normals = rng.normal(size=(20_000, 3))

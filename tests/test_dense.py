@@ -13,15 +13,15 @@ import pycolmap
 import pytest
 from plyfile import PlyData
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.evaluation import read_strecha_dir
-from photoforge.metrics3d import observed_surface_samples, similarity_to_truth, surface_scores
-from photoforge.pointcloud import read_ply
+from photoforge.geometry.pointcloud import read_ply
+from photoforge.qa.pose_errors import read_strecha_dir
+from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
 from photoforge.stages import depth, fusion
 from photoforge.stages.depth import DEPTH_JSON, load_depth_views
 from photoforge.stages.fusion import FUSED_PLY
-from photoforge.synthetic import SyntheticCapture
-from photoforge.views import View
+from tests.support_synthetic import SyntheticCapture
 
 
 def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]
@@ -105,7 +105,7 @@ def test_no_usable_depth_names_the_views(dense_run: dict, tmp_path: Path, caplog
 def test_view_without_neighbours_is_skipped_with_a_warning(
     dense_run: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photoforge import views as views_module
+    from photoforge.camera import views as views_module
 
     real_rank = views_module.rank_neighbours
 

@@ -19,7 +19,7 @@ from conftest import SAMPLE
 
 from flows.gpu import GPU_DEPLOYMENT, decode, encode
 from flows.reconstruct import PipelineRun, _already_cached
-from photoforge.mvs import colmap_stereo
+from photoforge.geometry.mvs import colmap_stereo
 from photoforge.presets import load_preset
 from photoforge.stage import StageResult
 from photoforge.stages import depth, ingest, poses

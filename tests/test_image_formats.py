@@ -16,8 +16,8 @@ from conftest import textured_rgb, write_jpeg
 from PIL import Image
 
 from photoforge.errors import StageError
-from photoforge.images import load_photo
-from photoforge.photo_formats import BACKGROUND
+from photoforge.io.images import load_photo
+from photoforge.io.photo_formats import BACKGROUND
 from photoforge.stages import ingest
 from photoforge.stages.ingest import FRAMES_JSON, IngestParams
 

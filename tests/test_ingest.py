@@ -201,7 +201,7 @@ def test_colliding_names_give_distinct_frames_from_the_right_sources(tmp_path: P
 
 
 def test_frame_names_are_unique_and_deterministic() -> None:
-    from photoforge.frame_names import assign_frame_names
+    from photoforge.io.frame_names import assign_frame_names
 
     photos = ["X.png", "X.png.jpg", "X.png~2.jpg", "a/b.jpg", "A/B.JPG", "a.jpg.png", "clip.mp4/000003.jpg"]
     videos = ["Clip.mp4", "v/x.mov"]

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from conftest import textured_rgb
 
-from photoforge.mvs.colmap_stereo import read_array
-from photoforge.mvs.depthmaps import normals_from_depth
-from photoforge.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.geometry.mvs.colmap_stereo import read_array
+from photoforge.geometry.mvs.depthmaps import normals_from_depth
+from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
 
 K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
 

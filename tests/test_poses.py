@@ -16,7 +16,7 @@ import pytest
 from conftest import SAMPLE, SAMPLE_GT, textured_rgb, write_jpeg
 
 from photoforge.errors import StageError
-from photoforge.evaluation import pose_errors, read_strecha_dir
+from photoforge.qa.pose_errors import pose_errors, read_strecha_dir
 from photoforge.stages import ingest, poses
 from photoforge.stages.ingest import IngestParams
 from photoforge.stages.poses import SPARSE_DIR, PosesParams

@@ -13,7 +13,7 @@ from conftest import SMALL_RUN
 from flows.gpu import GPU_DEPLOYMENT
 from flows.reconstruct import reconstruct, why_not
 from photoforge.presets import load_preset
-from photoforge.synthetic import SyntheticCapture
+from tests.support_synthetic import SyntheticCapture
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

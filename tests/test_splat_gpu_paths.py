@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
 from photoforge.splatting import rasterize as rasterize_module
 from photoforge.splatting.data import Capture
@@ -30,7 +31,6 @@ from photoforge.splatting.train import (
 )
 from photoforge.stages import splat
 from photoforge.stages.splat import SplatParams, speed_and_memory
-from photoforge.views import View
 
 SIZE = 32
 K = np.array([[40.0, 0, SIZE / 2], [0, 40.0, SIZE / 2], [0, 0, 1]])
@@ -111,7 +111,7 @@ def test_scores_equal_scikit_images_psnr_and_ssim() -> None:
     """The scores the splat stage shares with the bake stage, without scikit-image, equal scikit-image's."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from photoforge.image_scores import masked_psnr, masked_ssim, ssim_map
+    from photoforge.qa.image_scores import masked_psnr, masked_ssim, ssim_map
 
     a, b = _photo(1), np.clip(_photo(1).astype(int) + _photo(2) // 8, 0, 255).astype(np.uint8)
     full = np.ones((SIZE, SIZE), bool)

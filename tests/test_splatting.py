@@ -13,16 +13,16 @@ import torch
 from plyfile import PlyData
 
 from photoforge.errors import StageError
-from photoforge.evaluation import read_strecha_dir
-from photoforge.image_scores import masked_psnr
-from photoforge.metrics3d import similarity_to_truth
+from photoforge.qa.image_scores import masked_psnr
+from photoforge.qa.pose_errors import read_strecha_dir
+from photoforge.qa.surface_scores import similarity_to_truth
 from photoforge.splatting import Splats, load_splats, read_splat_ply, render_splats, splat_surface, write_splat_ply
 from photoforge.splatting.data import CAMERAS_JSON, read_cameras
 from photoforge.splatting.ply import property_names
 from photoforge.splatting.rasterize import rasterize, viewmat
 from photoforge.stages import splat
 from photoforge.stages.splat import SPLAT_JSON, SplatParams
-from photoforge.synthetic import SyntheticCapture
+from tests.support_synthetic import SyntheticCapture
 
 GREY = (0.16, 0.16, 0.16)  # the synthetic capture's backdrop
 # A small CPU run: 160 px, 5k Gaussians growing to 10k, 200 steps, learning rates raised for so few steps.
@@ -113,7 +113,7 @@ def test_render_function_reproduces_a_held_out_photo(splat_run, dense_run: dict)
     assert image.rgb.shape == (120, 160, 3) and image.rgb.dtype == np.uint8
     assert 0.25 < (image.alpha > 0.5).mean() < 0.6  # the blob covers about 40% of the frame
     assert image.depth is not None and 2.0 < np.median(image.depth[image.alpha > 0.5]) < 4.0  # cameras at 3.6
-    from photoforge.images import read_rgb, resize_longest
+    from photoforge.io.images import read_rgb, resize_longest
 
     photo = resize_longest(read_rgb(dense_run["depth"].dir / "undistorted" / "images" / view.name, "test"), 160)
     psnr = masked_psnr(image.rgb, photo, np.ones(photo.shape[:2], bool))

@@ -15,7 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from photoforge.report_html import SECTIONS
+from photoforge.report.html import SECTIONS
 from photoforge.stages import report, turntable
 from photoforge.stages.report import REPORT_HTML, REPORT_JSON
 from photoforge.stages.turntable import POSTER, SHEET, VIDEO

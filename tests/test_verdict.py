@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from photoforge import gltf_validation
+from photoforge.qa import gltf_validation
 from photoforge.stages import export, report, turntable
 from photoforge.stages.report import REPORT_HTML, REPORT_JSON
 

@@ -21,7 +21,7 @@ from conftest import SMALL_RUN
 from flows.deployments import PoolSetup
 from flows.loopback import TERMINAL, LoopbackCluster
 from photoforge.store import MANIFEST
-from photoforge.synthetic import make_capture
+from tests.support_synthetic import make_capture
 
 CAPTURES = ("cap-a", "cap-b", "cap-c")
 RUN_TIMEOUT = 900.0

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
-from photoforge.images import read_rgb, resize_longest
-from photoforge.views import View, load_views
+from photoforge.camera.views import View, load_views
+from photoforge.io.images import read_rgb, resize_longest
 
 CAMERAS_JSON = "cameras.json"
 

@@ -1,6 +1,6 @@
 """Scores of the splats on photos (PSNR, SSIM as the bake stage measures them) and comparison pictures.
 
-No open3d, scikit-image or pycolmap (photoforge.image_scores), so a bare GPU machine with torch and
+No open3d, scikit-image or pycolmap (photoforge.qa.image_scores), so a bare GPU machine with torch and
 gsplat can score a training run.
 """
 
@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import torch
 
-from photoforge.image_scores import masked_psnr, masked_ssim
+from photoforge.qa.image_scores import masked_psnr, masked_ssim
 from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize
 
 if TYPE_CHECKING:
-    from photoforge.views import View
+    from photoforge.camera.views import View
 
 
 def render_rgb(

@@ -5,7 +5,7 @@ and integrating those depth maps in a TSDF gives one. Pixels the splats barely c
 below `alpha_min`) carry no depth, voxels fewer than `min_weight` views saw are dropped, and the
 result is cropped to the Gaussians' extent, so background floaters stay out.
 
-The TSDF is the mesh stage's (photoforge.meshing.tsdf_surface).
+The TSDF is the mesh stage's (photoforge.geometry.meshing.tsdf_surface).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Literal
 import numpy as np
 import open3d as o3d
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.meshing import tsdf_surface
+from photoforge.geometry.meshing import tsdf_surface
 from photoforge.splatting.data import CAMERAS_JSON, read_cameras
 from photoforge.splatting.gaussians import Splats
 from photoforge.splatting.render import load_splats, render_splats
 from photoforge.stage import Progress, no_progress
-from photoforge.views import View
 
 TRUNCATION_VOXELS = 4.0  # the TSDF band, in voxels (as the mesh stage's TSDF)
 

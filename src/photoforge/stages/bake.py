@@ -22,10 +22,11 @@ import numpy as np
 import pycolmap
 from pydantic import Field
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.image_scores import masked_psnr, masked_ssim
-from photoforge.mvs.depthmaps import load_view
-from photoforge.render import MeshScene, sample_texture
+from photoforge.geometry.mvs.depthmaps import load_view
+from photoforge.qa.image_scores import masked_psnr, masked_ssim
+from photoforge.render.raycast import MeshScene, sample_texture
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import UNDISTORTED, load_depth_views
 from photoforge.stages.ingest import FRAMES_JSON
@@ -38,7 +39,6 @@ from photoforge.texturing.fill import fill_and_dilate
 from photoforge.texturing.levelling import view_gains
 from photoforge.texturing.selection import face_adjacency, select_views
 from photoforge.texturing.sources import PhotoSource, original_source, to_asset, undistorted_source
-from photoforge.views import View
 
 STAGE = Stage("bake", version="2", libraries=("open3d", "opencv-python-headless", "scipy", "pycolmap", "numpy"))
 ALBEDO_PNG = "albedo.png"

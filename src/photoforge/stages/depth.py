@@ -26,17 +26,17 @@ import pycolmap
 import torch
 from pydantic import Field
 
+from photoforge.camera.sfm import quiet_colmap
+from photoforge.camera.views import View, depth_range, load_views, rank_neighbours
 from photoforge.errors import StageError
-from photoforge.images import read_rgb, resize_longest
-from photoforge.mvs import colmap_stereo
-from photoforge.mvs.depthmaps import normals_from_depth, preview, save_view
-from photoforge.mvs.planesweep import SourceView, SweepSettings, plane_sweep
-from photoforge.sfm import quiet_colmap
+from photoforge.geometry.mvs import colmap_stereo
+from photoforge.geometry.mvs.depthmaps import normals_from_depth, preview, save_view
+from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.io.images import read_rgb, resize_longest
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.ingest import FRAMES_DIR
 from photoforge.stages.poses import SPARSE_DIR
 from photoforge.store import ArtefactStore, write_json
-from photoforge.views import View, depth_range, load_views, rank_neighbours
 
 
 class DepthStage(Stage):

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import Field
 
-from photoforge import gltf_validation
-from photoforge.asset_formats import textured_trimesh, write_glb, write_obj, write_usdz
 from photoforge.errors import StageError
+from photoforge.io.asset_writers import textured_trimesh, write_glb, write_obj, write_usdz
+from photoforge.qa import gltf_validation
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.bake import ALBEDO_PNG
 from photoforge.stages.uv import load_uv_mesh

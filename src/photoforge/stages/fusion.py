@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.mvs.depthmaps import load_view
-from photoforge.mvs.fusion import ConsistencySettings, DepthView, fuse
-from photoforge.pointcloud import clean, from_open3d, to_open3d, write_ply
+from photoforge.geometry.mvs.depthmaps import load_view
+from photoforge.geometry.mvs.fusion import ConsistencySettings, DepthView, fuse
+from photoforge.geometry.pointcloud import clean, from_open3d, to_open3d, write_ply
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import load_depth_views
 from photoforge.store import ArtefactStore
-from photoforge.views import View
 
 STAGE = Stage("fusion", version="1", libraries=("open3d", "plyfile", "torch", "numpy"))
 FUSED_PLY = "fused.ply"

@@ -15,15 +15,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from photoforge.calibration import Intrinsics, intrinsics_from_k, read_k_matrix
+from photoforge.camera.calibration import Intrinsics, intrinsics_from_k, read_k_matrix
 from photoforge.errors import StageError
-from photoforge.frame_names import FrameNames, assign_frame_names
 from photoforge.hashing import file_digest
-from photoforge.images import load_photo, resize_longest, save_frame, sharpness, thumbnail_signature
-from photoforge.media import CaptureFiles, scan_capture
+from photoforge.io.capture_files import CaptureFiles, scan_capture
+from photoforge.io.frame_names import FrameNames, assign_frame_names
+from photoforge.io.images import load_photo, resize_longest, save_frame, sharpness, thumbnail_signature
+from photoforge.io.video_frames import select_sharp_frames
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.store import ArtefactStore, write_json
-from photoforge.video import select_sharp_frames
 
 STAGE = Stage(
     "ingest",

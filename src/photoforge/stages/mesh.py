@@ -15,17 +15,17 @@ import numpy as np
 import open3d as o3d
 from pydantic import Field
 
-from photoforge import meshing
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.mvs.depthmaps import load_view
-from photoforge.pointcloud import read_ply, to_open3d
+from photoforge.geometry import meshing
+from photoforge.geometry.mvs.depthmaps import load_view
+from photoforge.geometry.pointcloud import read_ply, to_open3d
 from photoforge.splatting.rasterize import CpuRasterizerOverflow
 from photoforge.splatting.surface import splat_surface
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.depth import load_depth_views
 from photoforge.stages.fusion import FUSED_PLY
 from photoforge.store import ArtefactStore, write_json
-from photoforge.views import View
 
 STAGE = Stage("mesh", version="2", libraries=("open3d", "pymeshlab", "numpy"))
 MESH_PLY = "mesh.ply"

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from photoforge import sfm
-from photoforge.calibration import Intrinsics
+from photoforge.camera import sfm
+from photoforge.camera.calibration import Intrinsics
 from photoforge.diskspace import require_free
 from photoforge.errors import StageError
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from photoforge.report_html import image_data_uri, render
+from photoforge.report.html import image_data_uri, render
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
 from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG, MIN_VIEW_COVERAGE
 from photoforge.stages.depth import DEPTH_JSON

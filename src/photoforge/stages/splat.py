@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.pointcloud import read_ply
+from photoforge.geometry.pointcloud import read_ply
 from photoforge.splatting.data import CAMERAS_JSON, Capture, load_capture, scene_scale, write_cameras
 from photoforge.splatting.evaluate import save_comparisons, score_views
 from photoforge.splatting.gaussians import init_splats
@@ -49,7 +50,6 @@ from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progr
 from photoforge.stages.depth import UNDISTORTED
 from photoforge.stages.fusion import FUSED_PLY
 from photoforge.store import ArtefactStore, write_json
-from photoforge.views import View
 
 # 2: opacities reset on gsplat's schedule (1.5.3's DefaultStrategy skips it), checkpoint format 2
 STAGE = Stage("splat", version="2", libraries=("gsplat", "torch", "numpy", "plyfile"))

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from photoforge.encode import contact_sheet, write_mp4
 from photoforge.errors import StageError
-from photoforge.images import read_rgb
+from photoforge.io.images import read_rgb
+from photoforge.io.video_encode import contact_sheet, write_mp4
+from photoforge.render.turntable import Orbit, orbit_cameras, render_frames
 from photoforge.splatting.rasterize import CpuRasterizerOverflow
 from photoforge.splatting.render import load_splats, render_splats
 from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
@@ -20,7 +21,6 @@ from photoforge.stages.bake import ALBEDO_PNG
 from photoforge.stages.mesh import load_transform
 from photoforge.stages.uv import load_uv_mesh
 from photoforge.store import ArtefactStore
-from photoforge.turntable_render import Orbit, orbit_cameras, render_frames
 
 STAGE = Stage("turntable", version="2", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
 VIDEO = "turntable.mp4"

@@ -10,7 +10,7 @@ import numpy as np
 import pycolmap
 
 from photoforge.errors import StageError
-from photoforge.images import load_photo, read_rgb, sharpness
+from photoforge.io.images import load_photo, read_rgb, sharpness
 
 _REMAP_WIDTH = 4096
 

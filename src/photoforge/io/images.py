@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from photoforge.calibration import Intrinsics, intrinsics_from_exif
+from photoforge.camera.calibration import Intrinsics, intrinsics_from_exif
 from photoforge.errors import StageError
-from photoforge.photo_formats import decode_photo
+from photoforge.io.photo_formats import decode_photo
 
 # Sharpness is measured at one fixed size so that it compares across presets and sources.
 _SHARPNESS_SIZE = 1024

@@ -19,7 +19,7 @@ import rawpy
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photoforge.errors import StageError
-from photoforge.media import RAW_EXTENSIONS
+from photoforge.io.capture_files import RAW_EXTENSIONS
 
 # Transparent pixels are composited over mid grey: no features, no colour cast in the texture.
 BACKGROUND = 128

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from photoforge.views import View
+from photoforge.camera.views import View
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from photoforge.report_html import RUN_PLACEHOLDER
+from photoforge.report.html import RUN_PLACEHOLDER
 from photoforge.summary import RunSummary
 
 RUN_JSON = "run.json"

@@ -10,7 +10,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from photoforge.errors import StageError
-from photoforge.images import sharpness
+from photoforge.io.images import sharpness
 from photoforge.stage import Progress, no_progress
 
 

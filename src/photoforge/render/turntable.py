@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photoforge.render import MeshScene, sample_texture, shade
+from photoforge.render.raycast import MeshScene, sample_texture, shade
 
 
 @dataclass(frozen=True)

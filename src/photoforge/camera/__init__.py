@@ -1,0 +1,1 @@
+"""Cameras: intrinsics priors, registered views, pose estimation (pycolmap)."""

@@ -1,0 +1,1 @@
+"""Geometry: multi-view stereo, point clouds, surfaces."""

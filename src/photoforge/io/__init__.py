@@ -1,0 +1,1 @@
+"""Reading captures and writing deliverables: photos, video, frame names, encoders, asset writers."""

@@ -1,0 +1,1 @@
+"""Quality scores: images, poses, surfaces, glTF validation."""

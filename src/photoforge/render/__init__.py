@@ -1,0 +1,1 @@
+"""Rendering by ray casting: the one place photoforge casts rays."""

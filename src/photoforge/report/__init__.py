@@ -1,0 +1,1 @@
+"""The QA report page."""
