@@ -10,6 +10,7 @@ import numpy as np
 import open3d as o3d
 import pytest
 import trimesh
+from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
 from photoforge.geometry.pointcloud import write_ply
@@ -18,7 +19,6 @@ from photoforge.stages import bake, mesh, uv
 from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG
 from photoforge.stages.mesh import MESH_PLY
 from photoforge.stages.uv import load_uv_mesh
-from tests.support_synthetic import SyntheticCapture
 
 
 def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:

@@ -12,6 +12,7 @@ import open3d as o3d
 import pycolmap
 import pytest
 from plyfile import PlyData
+from support_synthetic import SyntheticCapture
 
 from photoforge.camera.views import View
 from photoforge.errors import StageError
@@ -21,7 +22,6 @@ from photoforge.qa.surface_scores import observed_surface_samples, similarity_to
 from photoforge.stages import depth, fusion
 from photoforge.stages.depth import DEPTH_JSON, load_depth_views
 from photoforge.stages.fusion import FUSED_PLY
-from tests.support_synthetic import SyntheticCapture
 
 
 def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import open3d as o3d
 import pytest
 import torch
 from plyfile import PlyData
+from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
 from photoforge.qa.image_scores import masked_psnr
@@ -22,7 +23,6 @@ from photoforge.splatting.ply import property_names
 from photoforge.splatting.rasterize import rasterize, viewmat
 from photoforge.stages import splat
 from photoforge.stages.splat import SPLAT_JSON, SplatParams
-from tests.support_synthetic import SyntheticCapture
 
 GREY = (0.16, 0.16, 0.16)  # the synthetic capture's backdrop
 # A small CPU run: 160 px, 5k Gaussians growing to 10k, 200 steps, learning rates raised for so few steps.
