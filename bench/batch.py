@@ -42,11 +42,12 @@ def sequential(capture: Path, cfg: PipelineConfig, workspace: Path) -> None:
     surface = mesh.execute(store, cloud, maps, cfg.mesh)
     atlas = uv.execute(store, surface, cfg.uv)
     texture = bake.execute(store, capture, frames, sparse, maps, surface, atlas, cfg.bake)
-    asset = export.execute(store, surface, atlas, texture, cfg.export)
-    video = turntable.execute(store, atlas, texture, cfg.turntable)
+    asset = export.STAGE.execute(store, export.ExportInputs(mesh=surface, uv=atlas, bake=texture), cfg.export)
+    video = turntable.STAGE.execute(store, turntable.TurntableInputs(uv=atlas, bake=texture), cfg.turntable)
     results = {"ingest": frames, "poses": sparse, "depth": maps, "fusion": cloud, "mesh": surface}
     results |= {"uv": atlas, "bake": texture, "export": asset, "turntable": video}
-    report.execute(store, str(capture), results, "bench", OVERRIDES, cfg.report)
+    inputs = report.ReportInputs(capture=str(capture), results=results, preset="bench", overrides=OVERRIDES)
+    report.STAGE.execute(store, inputs, cfg.report)
 
 
 def main() -> int:

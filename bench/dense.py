@@ -28,14 +28,14 @@ FOUNTAIN = ROOT.parent / "shared" / "data" / "fountain-P11"
 def synthetic_scores(tmp: Path) -> None:
     import open3d as o3d
 
-    from photoforge.camera.views import View
+    from photoforge.camera.model import Camera
     from photoforge.geometry.mvs import colmap_stereo
     from photoforge.geometry.pointcloud import read_ply
+    from photoforge.layout import FUSED_PLY, DepthViews
     from photoforge.presets import load_preset
     from photoforge.qa.pose_errors import read_strecha_dir
     from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
     from photoforge.stages import depth, fusion, ingest, poses
-    from photoforge.stages.depth import load_depth_views
     from photoforge.store import ArtefactStore
     from tests.support_synthetic import make_capture
 
@@ -47,18 +47,19 @@ def synthetic_scores(tmp: Path) -> None:
     for backend in backends:
         cfg = load_preset("standard", {"ingest.max_size": 640, "depth.max_size": 640, "depth.backend": backend})
         store = ArtefactStore(tmp / "ws", "synthetic")
-        frames = ingest.execute(store, synthetic.capture, cfg.ingest)
-        sparse = poses.execute(store, frames, cfg.poses)
+        frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=synthetic.capture), cfg.ingest)
+        sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
         t0 = time.perf_counter()
-        maps = depth.execute(store, frames, sparse, cfg.depth)
-        cloud = fusion.execute(store, maps, cfg.fusion)
+        maps = depth.STAGE.execute(store, depth.DepthInputs(ingest=frames, poses=sparse), cfg.depth)
+        cloud = fusion.STAGE.execute(store, fusion.FusionInputs(depth=maps), cfg.fusion)
         seconds = time.perf_counter() - t0
         estimated, true = [], []
-        for record in load_depth_views(maps.dir):
-            estimated.append(View.from_json(0, record["camera"]).centre)
-            true.append(truth[Path(record["name"]).name.removesuffix(".jpg")].centre)
+        for record in DepthViews.read(maps.dir).usable:
+            assert record.camera is not None
+            estimated.append(Camera.from_json(record.camera).centre)
+            true.append(truth[Path(record.name).name.removesuffix(".jpg")].centre)
         transform = similarity_to_truth(np.array(estimated), np.array(true))
-        xyz, _, _ = read_ply(cloud.dir / "fused.ply")
+        xyz, _, _ = read_ply(cloud.dir / FUSED_PLY)
         aligned = xyz @ transform[:3, :3].T + transform[:3, 3]
         samples = observed_surface_samples(mesh, np.array(true))
         s = surface_scores(aligned, mesh, samples, 0.005 * synthetic.object_size)
@@ -78,12 +79,12 @@ from photoforge.store import ArtefactStore
 capture, workspace, preset = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 cfg = load_preset(preset, {"depth.backend": "cpu"})
 store = ArtefactStore(workspace, preset)
-frames = ingest.execute(store, capture, cfg.ingest)
-sparse = poses.execute(store, frames, cfg.poses)
+frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=capture), cfg.ingest)
+sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
 t0 = time.perf_counter()
-maps = depth.execute(store, frames, sparse, cfg.depth)
+maps = depth.STAGE.execute(store, depth.DepthInputs(ingest=frames, poses=sparse), cfg.depth)
 t1 = time.perf_counter()
-cloud = fusion.execute(store, maps, cfg.fusion)
+cloud = fusion.STAGE.execute(store, fusion.FusionInputs(depth=maps), cfg.fusion)
 t2 = time.perf_counter()
 print(json.dumps({"depth_s": t1 - t0, "fusion_s": t2 - t1, "views": maps.metrics["views"],
                   "points": cloud.metrics["points"], "size": cfg.depth.max_size,

@@ -62,10 +62,11 @@ def bare_pycolmap(capture: Path, work: Path, max_size: int, max_features: int) -
 
 def photoforge_run(capture: Path, workspace: Path, preset: str) -> tuple[dict, pycolmap.Reconstruction]:
     from flows.reconstruct import reconstruct
+    from photoforge.layout import SPARSE_DIR
 
     summary = reconstruct(str(capture), preset, {}, str(workspace), until="poses")
     poses = next(row for row in summary["stages"] if row["stage"] == "poses")
-    return poses, pycolmap.Reconstruction(str(Path(poses["path"]) / "sparse"))
+    return poses, pycolmap.Reconstruction(str(Path(poses["path"]) / SPARSE_DIR))
 
 
 def _accuracy_line(label: str, model: pycolmap.Reconstruction, capture: Path) -> str:

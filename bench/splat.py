@@ -37,10 +37,7 @@ TINY: dict[str, Any] = {
     "max_gaussians": 10_000,
     "sh_degree": 1,
     "background": (0.16, 0.16, 0.16),
-    "lr_means": 8e-4,
-    "lr_scales": 0.02,
-    "lr_opacities": 0.1,
-    "lr_sh0": 0.01,
+    "lr": {"means": 8e-4, "scales": 0.02, "opacities": 0.1, "sh0": 0.01},
     "eval_every": 100,
     "checkpoint_every": 100,
 }
@@ -57,10 +54,10 @@ def dense(
     cfg = load_preset(preset, overrides)
     store = ArtefactStore(workspace, name)
     t0 = time.perf_counter()
-    frames = ingest.execute(store, capture, cfg.ingest)
-    sparse = poses.execute(store, frames, cfg.poses)
-    maps = depth.execute(store, frames, sparse, cfg.depth)
-    cloud = fusion.execute(store, maps, cfg.fusion)
+    frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=capture), cfg.ingest)
+    sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
+    maps = depth.STAGE.execute(store, depth.DepthInputs(ingest=frames, poses=sparse), cfg.depth)
+    cloud = fusion.STAGE.execute(store, fusion.FusionInputs(depth=maps), cfg.fusion)
     print(f"    upstream (ingest..fusion) {time.perf_counter() - t0:.0f} s: {cloud.metrics['summary']}")
     return {"store": store, "cfg": cfg, "depth": maps, "fusion": cloud}
 
@@ -68,7 +65,7 @@ def dense(
 def splat_params(tiny: bool, **update: Any):  # type: ignore[no-untyped-def]
     from photoforge.stages.splat import SplatParams
 
-    base = TINY if tiny else {"device": "cuda", "eval_every": 7000, "checkpoint_every": 7000}
+    base = TINY if tiny else {"device": "cuda", "eval_every": 7000, "checkpoint_every": 7000, "time_limit_s": 0}
     return SplatParams(**{**base, **update})
 
 
@@ -81,7 +78,7 @@ def capture_runs(capture: Path, workspace: Path, tiny: bool, steps: int) -> None
     results = {}
     for strategy in ("default", "mcmc"):
         params = splat_params(tiny, strategy=strategy) if tiny else splat_params(tiny, strategy=strategy, steps=steps)
-        result = splat.execute(up["store"], up["depth"], up["fusion"], params)
+        result = splat.STAGE.execute(up["store"], splat.SplatInputs(depth=up["depth"], fusion=up["fusion"]), params)
         m = results[strategy] = result.metrics
         scores = {e["step"]: e for e in m["evaluations"]}
         marks = [100, 200] if tiny else [7000, steps]
@@ -115,8 +112,8 @@ def surfaces_like_for_like(
     """
     from photoforge.geometry import meshing
     from photoforge.geometry.pointcloud import read_ply, to_open3d
+    from photoforge.layout import FUSED_PLY
     from photoforge.splatting import splat_surface
-    from photoforge.stages.fusion import FUSED_PLY
 
     settings = meshing.CleanupSettings(
         mesh_params.min_component_fraction,
@@ -158,7 +155,7 @@ def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
         {"ingest.max_size": 480, "depth.max_size": 480, "depth.backend": "cpu"},
     )
     params = splat_params(tiny) if tiny else splat_params(tiny, steps=min(steps, 7000), max_size=480)
-    splats = splat.execute(up["store"], up["depth"], up["fusion"], params)
+    splats = splat.STAGE.execute(up["store"], splat.SplatInputs(depth=up["depth"], fusion=up["fusion"]), params)
     mesh_params = up["cfg"].mesh
     rows = surfaces_like_for_like(up["fusion"].dir, splats.dir, mesh_params, params.device)
 

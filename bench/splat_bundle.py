@@ -28,7 +28,6 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +87,8 @@ def pack(args: argparse.Namespace) -> int:
     import cv2
 
     from photoforge.geometry.pointcloud import read_ply
+    from photoforge.layout import FUSED_PLY, UNDISTORTED
     from photoforge.splatting.data import load_capture, scene_scale
-    from photoforge.stages.depth import UNDISTORTED
-    from photoforge.stages.fusion import FUSED_PLY
 
     if args.depth is not None:
         if args.fusion is None:
@@ -156,21 +154,11 @@ def pack(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- train (GPU)
 
 
-@dataclass
-class BundleView:
-    """A pinhole camera as the scorer reads it (the fields of photoforge.camera.views.View it uses)."""
-
-    name: str
-    k: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    width: int
-    height: int
-
-
 def read_bundle(path: Path, max_size: int) -> dict[str, Any]:
-    """Views, images (H x W x 3 uint8, shrunk to max_size if smaller than the bundle's), points, manifest."""
+    """Cameras, images (H x W x 3 uint8, shrunk to max_size if smaller than the bundle's), points, manifest."""
     from PIL import Image
+
+    from photoforge.camera.model import Camera, Rigid3
 
     with tarfile.open(path) as tar:
 
@@ -195,9 +183,8 @@ def read_bundle(path: Path, max_size: int) -> dict[str, Any]:
                     scale = max_size / max(w, h)
                     image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
                     k = np.diag([image.size[0] / w, image.size[1] / h, 1.0]) @ k
-                views.append(
-                    BundleView(cam["source"], k, np.array(cam["rotation"]), np.array(cam["translation"]), *image.size)
-                )
+                pose = Rigid3(np.array(cam["rotation"]), np.array(cam["translation"]))
+                views.append(Camera(cam["source"], k, pose, *image.size))
                 images.append(np.asarray(image, np.uint8))
             out[part], out[f"{part}_images"] = views, images
         out["xyz"], out["rgb"] = _read_points(member(POINTS))
@@ -219,7 +206,7 @@ def train_bundle(args: argparse.Namespace) -> int:
     from photoforge.splatting.evaluate import save_comparisons, score_views
     from photoforge.splatting.gaussians import init_splats
     from photoforge.splatting.ply import read_splat_ply, write_splat_ply
-    from photoforge.splatting.rasterize import camera_tensors, cuda_ready
+    from photoforge.splatting.rasterize import cuda_ready
     from photoforge.splatting.train import LearningRates, TrainSettings, TrainView, train
 
     problem = cuda_ready() if args.device != "cpu" else "--device cpu"
@@ -247,8 +234,7 @@ def train_bundle(args: argparse.Namespace) -> int:
     )
     views = []
     for view, image in zip(train_views, train_images, strict=True):
-        view_t, k = camera_tensors(view.k, view.rotation, view.translation, device)
-        views.append(TrainView(view_t, k, torch.from_numpy(image).to(device).float() / 255.0))
+        views.append(TrainView(view, torch.from_numpy(image).to(device).float() / 255.0, device))
     background = tuple(args.background)
 
     def evaluate(step: int, params: torch.nn.ParameterDict, sh_degree: int) -> dict[str, Any]:

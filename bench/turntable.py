@@ -36,14 +36,14 @@ def main() -> int:
         from flows.reconstruct import reconstruct
         from photoforge.io.images import read_rgb
         from photoforge.io.video_encode import write_mp4
+        from photoforge.layout import ALBEDO_PNG, UVMesh
         from photoforge.presets import load_preset
         from photoforge.render.turntable import Orbit, orbit_cameras, render_frames
-        from photoforge.stages.bake import ALBEDO_PNG
-        from photoforge.stages.uv import load_uv_mesh
 
         summary = reconstruct(str(args.capture), "standard", {}, str(workspace), until="export")
         rows = {r["stage"]: r for r in summary["stages"]}
-        vertices, faces, uvs, _ = load_uv_mesh(Path(rows["uv"]["path"]))
+        mesh = UVMesh.read(Path(rows["uv"]["path"]))
+        vertices, faces, uvs = mesh.vertices, mesh.faces, mesh.uvs
         texture = read_rgb(Path(rows["bake"]["path"]) / ALBEDO_PNG, "bench")
         p = load_preset("standard").turntable
         orbit = Orbit(args.frames, 1280, 720, p.elevation_deg, p.fov_deg, tuple(p.background), tuple(p.key_light),
@@ -53,9 +53,9 @@ def main() -> int:
         scene = o3d.t.geometry.RaycastingScene()
         scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
         t0 = time.perf_counter()
-        for k, rotation, translation in orbit_cameras(vertices, orbit):
+        for camera in orbit_cameras(vertices, orbit):
             rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(
-                o3d.core.Tensor(k), o3d.core.Tensor(_extrinsic(rotation, translation)), 1280, 720
+                o3d.core.Tensor(camera.k), o3d.core.Tensor(camera.cam_from_world.matrix()), 1280, 720
             )
             scene.cast_rays(rays)
         bare = time.perf_counter() - t0
@@ -75,12 +75,6 @@ def main() -> int:
         print(f"(b) photoforge frames     {n / frames_only:6.2f} fps  ({frames_only:.1f} s)  ratio to (a) {ratio:.2f}")
         print(f"(c) frames + H.264 (stage){n / stage:6.2f} fps  ({stage:.1f} s)  ratio to (a) {stage / bare:.2f}")
     return 0
-
-
-def _extrinsic(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
-    extrinsic = np.eye(4)
-    extrinsic[:3, :3], extrinsic[:3, 3] = rotation, translation
-    return extrinsic
 
 
 if __name__ == "__main__":

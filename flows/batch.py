@@ -17,6 +17,7 @@ from prefect import flow, task
 from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, capture_name, config_hash, reconstruct
 from flows.runners import StoppableThreadPoolTaskRunner
 from photoforge.errors import PhotoforgeError
+from photoforge.io.capture_files import CaptureFolder
 from photoforge.io.outputs import RUN_JSON
 from photoforge.presets import load_preset
 from photoforge.stages import ingest
@@ -39,7 +40,7 @@ def already_done(capture: Path, preset: str, overrides: dict[str, Any], workspac
     try:
         done = json.loads(record.read_text())
         cfg = load_preset(preset, overrides)
-        key = ingest.STAGE.key(cfg.ingest, ingest.key_inputs(capture))
+        key = ingest.STAGE.key(ingest.IngestInputs(capture=CaptureFolder(path=str(capture))), cfg.ingest)
     except (PhotoforgeError, ValueError, OSError):
         return False  # unreadable record or capture: let the run itself report
     return (

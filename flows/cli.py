@@ -18,16 +18,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows import prefect_env
-from flows.shutdown import exit_now, install_handlers, is_interruption, signal_number, stop_children, stop_process_group
-from photoforge.errors import PhotoforgeError, StageError
-from photoforge.presets import (
-    STAGE_ORDER,
-    load_preset,
-    load_presets,
-    parse_override,
-    pipelines_path,
+from flows import local_server, prefect_env
+from flows.shutdown import (
+    exit_now,
+    finish,
+    install_handlers,
+    is_interruption,
+    keep_handlers_over_native_ones,
+    signal_number,
+    stop_children,
+    stop_process_group,
 )
+from photoforge.errors import PhotoforgeError, StageError
+from photoforge.layout import HEADLINE_OUTPUTS, REPORT_HTML, STAGE_ORDER
+
+# Start-up: `photoforge --help`, `presets` and `server` import no Prefect flow and no stage's heavy library
+# (torch, open3d, pycolmap, ...): flows.*, prefect and photoforge.presets are imported by the commands that
+# use them (tests/test_startup.py).
 
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -55,7 +62,7 @@ def entry() -> None:
         release_held()  # threads left running (a batch's capture) hold stage locks that other hosts would wait for
         stop_children()
         exit_now(code)
-    sys.exit(code)
+    finish(code)  # an ordinary exit, less the module teardown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +182,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     ui.set_defaults(handler=_cmd_ui)
 
+    server = sub.add_parser(
+        "server", help="a Prefect server in the background that runs reuse (start|stop|status): fast re-runs"
+    )
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--workspace", type=Path, default=Path("workspace"), help="workspace whose runs it serves")
+    server.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    server.set_defaults(handler=_cmd_server)
+
     show = sub.add_parser("open", help="print (or open) the latest asset, turntable and report of a capture")
     show.add_argument("capture", help="capture folder or its name in the workspace")
     show.add_argument("--workspace", type=Path, default=Path("workspace"))
@@ -184,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from photoforge.presets import load_preset, parse_override
+
+    keep_handlers_over_native_ones()
+
     overrides = dict(parse_override(text) for text in args.overrides)
     load_preset(args.preset, overrides)  # fail fast on a bad preset or --set, before Prefect starts
 
@@ -194,7 +213,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     prefect_env.configure(args.workspace, verbose=args.verbose)
     _setup_console_logging(args.verbose)
-    console.print(f"[bold]photoforge[/] run {escape(str(args.path))} (preset {args.preset}); starting Prefect…")
+    api = _prefect_api(args.workspace)
+    console.print(f"[bold]photoforge[/] run {escape(str(args.path))} (preset {args.preset}); {api}")
     prefect_env.start_local_api("run")
     from flows.reconstruct import PipelineFailed, reconstruct
 
@@ -220,6 +240,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    from photoforge.presets import load_preset, parse_override
+
+    keep_handlers_over_native_ones()
+
     overrides = dict(parse_override(text) for text in args.overrides)
     load_preset(args.preset, overrides)
     if not args.inbox.is_dir():
@@ -227,7 +251,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     _check_workspace(args.workspace, "batch")
     prefect_env.configure(args.workspace, verbose=args.verbose)
     _setup_console_logging(args.verbose)
-    console.print(f"[bold]photoforge[/] batch {escape(str(args.inbox))} (preset {args.preset}); starting Prefect…")
+    api = _prefect_api(args.workspace)
+    console.print(f"[bold]photoforge[/] batch {escape(str(args.inbox))} (preset {args.preset}); {api}")
     prefect_env.start_local_api("batch")
     from flows.batch import with_concurrency
 
@@ -255,22 +280,29 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from photoforge.presets import load_preset
+
     load_preset(args.preset)
     _check_workspace(args.workspace, "serve")
     home = prefect_env.configure(args.workspace)
     _setup_console_logging(verbose=False)
+    server = local_server.reuse(args.workspace)
     from flows.deployments import serve_deployments
 
-    if home is not None:
+    if server is not None:
+        console.print(f"serving through the Prefect server at {server.address}")
+    elif home is not None:
         console.print(
-            "[yellow]note:[/] serving needs a running Prefect server: start `photoforge ui` (same workspace) "
-            "or set PREFECT_API_URL"
+            "[yellow]note:[/] serving needs a running Prefect server: start `photoforge server start` or "
+            "`photoforge ui` (same workspace) or set PREFECT_API_URL"
         )
     serve_deployments(args.workspace, args.preset, args.inbox, args.cron if args.inbox else None)
     return 0
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    from photoforge.presets import load_preset
+
     load_preset(args.preset)
     from prefect.settings import get_current_settings
 
@@ -300,20 +332,30 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
+    from photoforge.presets import (
+        BASE_PRESET,
+        describe,
+        load_preset,
+        load_presets,
+        pipelines_files,
+        pipelines_path,
+        preset_chain,
+    )
+
     path = pipelines_path()
     names = [args.name] if args.name else list(load_presets(path))
-    out.print(f"presets in {path}")
+    out.print(f"presets in {' + '.join(map(str, pipelines_files(path)))} (* differs from {BASE_PRESET})")
+    base = load_preset(BASE_PRESET, path=path)
     for name in names:
-        cfg = load_preset(name, path=path)
-        table = Table(title=f"preset: {name}", title_justify="left", show_lines=False)
+        cfg, chain = load_preset(name, path=path), preset_chain(name, path)
+        extends = f" (extends {' <- '.join(chain[1:])})" if len(chain) > 1 else " (the code defaults)"
+        table = Table(title=f"preset: {name}{extends}", title_justify="left", show_lines=False)
+        table.add_column("", width=1)
         table.add_column("stage.param")
         table.add_column("value")
         table.add_column("meaning", style="dim")
-        for stage in STAGE_ORDER:
-            params = getattr(cfg, stage)
-            fields = type(params).model_fields
-            for field, value in params.model_dump(mode="json").items():
-                table.add_row(f"{stage}.{field}", escape(json.dumps(value)), escape(fields[field].description or ""))
+        for row in describe(cfg, base if name != BASE_PRESET else None):
+            table.add_row("*" if row.changed else "", row.name, escape(json.dumps(row.value)), escape(row.description))
         out.print(table)
     return 0
 
@@ -340,12 +382,46 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     env = {**os.environ, "PHOTOFORGE_FILES_PORT": str(args.files_port)}
     # Its own session, so that stopping `photoforge ui` (kill PID, Ctrl-C) stops the server's whole group here.
     server = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=prefect_env.dies_with_parent())
+    # While it is open, runs on this workspace use it instead of starting Prefect's ephemeral API.
+    forget = local_server.record_while_up(args.workspace, server, f"http://127.0.0.1:{args.port}/api")
     try:
         return server.wait()
     finally:
+        forget()
         stop_process_group(server)
         files.shutdown()
         files.server_close()
+
+
+def _cmd_server(args: argparse.Namespace) -> int:
+    """`photoforge server start|stop|status`: a Prefect server in the background that runs on the workspace use."""
+    if args.action == "status":
+        record = local_server.live(args.workspace)
+        if record is None:
+            out.print(f"down: no Prefect server for {_short(str(args.workspace))} (photoforge server start)")
+            return 1
+        who = f"{'photoforge ui' if record.owner == 'ui' else 'photoforge server'}, pid {record.pid}"
+        if not record.is_healthy():
+            out.print(f"not answering: {record.address} ({who}): starting, or busy")
+            return 1
+        out.print(f"up: {record.address} ({who}); runs on {_short(str(args.workspace))} use it")
+        return 0
+    if args.action == "stop":
+        record = local_server.stop(args.workspace)
+        if record is None:
+            out.print(f"down: no Prefect server was running for {_short(str(args.workspace))}")
+        else:
+            out.print(f"stopped the Prefect server at {record.address} (pid {record.pid})")
+        return 0
+    _check_workspace(args.workspace, "server")
+    prefect_env.configure(args.workspace, verbose=True)  # the server's own log goes to PREFECT_HOME/server.log
+    console.print("starting a Prefect server in the background…")
+    record, started = local_server.start(args.workspace, args.port or None)
+    state = "up" if started else "already up"
+    out.print(f"{state}: {record.address} (pid {record.pid}; UI and API); runs on {_short(str(args.workspace))} use it")
+    where = "" if args.workspace == Path("workspace") else f" --workspace {args.workspace}"
+    out.print(f"stop it with: photoforge server stop{where}", markup=False)
+    return 0
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
@@ -353,15 +429,15 @@ def _cmd_open(args: argparse.Namespace) -> int:
 
     name = capture_name(args.capture) if Path(args.capture).exists() else args.capture
     outputs = args.workspace / name / "outputs"
-    found = [outputs / n for n in ("asset.glb", "turntable.mp4", "report.html") if (outputs / n).is_file()]
+    found = [outputs / n for n in HEADLINE_OUTPUTS if (outputs / n).is_file()]
     if not found:
         raise PhotoforgeError(f"no outputs for {name!r} in {args.workspace}: run photoforge run first")
     for path in found:
         out.print(str(path.resolve()), markup=False)
-    if args.browser and (outputs / "report.html").is_file():
+    if args.browser and (outputs / REPORT_HTML).is_file():
         import webbrowser
 
-        webbrowser.open((outputs / "report.html").resolve().as_uri())
+        webbrowser.open((outputs / REPORT_HTML).resolve().as_uri())
     return 0
 
 
@@ -409,9 +485,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
             out.print(f"executed: {', '.join(ran)}")
     if summary.get("outputs"):
         outputs = Path(summary["outputs"])
-        for label, name in (("asset", "asset.glb"), ("turntable", "turntable.mp4"), ("report", "report.html")):
+        for label, name in zip(("asset", "turntable", "report"), HEADLINE_OUTPUTS, strict=True):
             if (outputs / name).is_file():
                 out.print(f"{label + ':':<11}{escape(_short(str(outputs / name)))}")
+
+
+def _prefect_api(workspace: Path) -> str:
+    """Use the workspace's running Prefect server (`photoforge server start`, `photoforge ui`) if there is one;
+    says which API the run talks to. Before Prefect is imported."""
+    server = local_server.reuse(workspace)
+    if server is None:
+        return "starting Prefect…"
+    return f"Prefect server at {server.address} ({'photoforge ui' if server.owner == 'ui' else 'photoforge server'})"
 
 
 def _check_workspace(workspace: Path, command: str) -> None:

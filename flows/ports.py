@@ -1,4 +1,4 @@
-"""Whether a local port can be listened on, asked before `photoforge ui` starts anything."""
+"""Whether a local port can be listened on, asked before `photoforge ui` or `server start` starts anything."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def bind_error(port: int, host: str = "127.0.0.1") -> OSError | None:
     return None
 
 
-def check_free(port: int, *, flag: str, host: str = "127.0.0.1") -> None:
+def check_free(port: int, *, flag: str, host: str = "127.0.0.1", command: str = "ui") -> None:
     """Raise the one-line error for the user when host:port cannot be listened on; `flag` picks another."""
     error = bind_error(port, host)
     if error is None:
@@ -31,4 +31,11 @@ def check_free(port: int, *, flag: str, host: str = "127.0.0.1") -> None:
         cause = f"port in use (another photoforge ui or Prefect server?): stop it or pass {flag}"
     else:
         cause = f"cannot listen there ({error.strerror or error}): pass another {flag}"
-    raise StageError("ui", cause, f"{host}:{port}")
+    raise StageError(command, cause, f"{host}:{port}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the system's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Concatenate, Literal, NoReturn, ParamSpec
 
-from prefect import flow
+from prefect import Task, flow
 from prefect.context import get_run_context
 from prefect.states import State
 
@@ -19,7 +19,8 @@ from flows.shutdown import is_interruption
 from photoforge.errors import PhotoforgeError, StageError, user_facing_os_error
 from photoforge.hashing import combine
 from photoforge.io.outputs import publish
-from photoforge.presets import STAGE_ORDER, PipelineConfig, load_preset, load_presets
+from photoforge.layout import STAGE_ORDER
+from photoforge.presets import PipelineConfig, load_preset, load_presets
 from photoforge.stage import StageResult
 from photoforge.stages.splat import cannot_run_here
 from photoforge.store import ArtefactStore
@@ -37,6 +38,7 @@ from tasks.turntable import turntable
 from tasks.uv import uv
 
 DEFAULT_WORKSPACE = "workspace"
+P = ParamSpec("P")
 log = logging.getLogger("photoforge")
 
 
@@ -81,6 +83,7 @@ def reconstruct(
     cfg = load_preset(preset, overrides)
     store = ArtefactStore(Path(workspace), capture_name(capture))
     run = PipelineRun(
+        store,
         RunSummary(
             capture=capture,
             preset=preset,
@@ -93,30 +96,23 @@ def reconstruct(
 
     source = str(Path(capture).resolve())
     with local_runs.tracked(store.root, run.summary.flow_run_id), run:
-        frames = run.stage(ingest, store=store, capture=source, params=cfg.ingest)
-        sparse = run.stage(poses, store=store, frames=frames, params=cfg.poses)
-        depth_maps = run.stage(depth, store=store, frames=frames, sparse=sparse, params=cfg.depth)
-        cloud = run.stage(fusion, store=store, depth=depth_maps, params=cfg.fusion)
-        splats = run.optional_stage(
-            splat, why_not(cfg), store=store, depth=depth_maps, fusion=cloud, params=cfg.splat
-        )  # fmt: skip
-        surface = run.stage(mesh, store=store, cloud=cloud, depth=depth_maps, params=cfg.mesh, splat=splats)
-        atlas = run.stage(uv, store=store, mesh=surface, params=cfg.uv)
+        frames = run.stage(ingest, capture=source, params=cfg.ingest)
+        sparse = run.stage(poses, ingest=frames, params=cfg.poses)
+        depth_maps = run.stage(depth, ingest=frames, poses=sparse, params=cfg.depth)
+        cloud = run.stage(fusion, depth=depth_maps, params=cfg.fusion)
+        splats = run.optional_stage(splat, why_not(cfg), depth=depth_maps, fusion=cloud, params=cfg.splat)
+        surface = run.stage(mesh, fusion=cloud, depth=depth_maps, splat=splats, params=cfg.mesh)
+        atlas = run.stage(uv, mesh=surface, params=cfg.uv)
         texture = run.stage(
-            bake, store=store, capture=source, frames=frames, sparse=sparse, depth=depth_maps, mesh=surface,
-            uv=atlas, params=cfg.bake,
+            bake, capture=source, ingest=frames, poses=sparse, depth=depth_maps, mesh=surface, uv=atlas,
+            params=cfg.bake,
         )  # fmt: skip
-        asset = run.stage(export, store=store, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
-        video = run.stage(
-            turntable, store=store, uv=atlas, bake=texture, params=cfg.turntable, splat=splats, mesh=surface
-        )  # fmt: skip
+        asset = run.stage(export, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
+        video = run.stage(turntable, uv=atlas, bake=texture, splat=splats, mesh=surface, params=cfg.turntable)
         results = {"ingest": frames, "poses": sparse, "depth": depth_maps, "fusion": cloud, "mesh": surface}
         results |= {"splat": splats} if splats is not None else {}
         results |= {"uv": atlas, "bake": texture, "export": asset, "turntable": video}
-        run.stage(
-            report, store=store, capture=capture, results=results, preset=preset, overrides=overrides or {},
-            params=cfg.report,
-        )  # fmt: skip
+        run.stage(report, capture=capture, results=results, preset=preset, overrides=overrides or {}, params=cfg.report)
     if run.summary.stages and run.summary.stages[-1].stage in ("export", "turntable", "report"):
         try:
             run.summary.outputs = str(publish(store.outputs_dir(), run.summary))
@@ -162,9 +158,10 @@ class PipelineRun:
     # The summary of this process's latest run, for a CLI stopped by a signal to print what was done.
     latest: RunSummary | None = None
 
-    def __init__(self, summary: RunSummary, until: str | None) -> None:
+    def __init__(self, store: ArtefactStore, summary: RunSummary, until: str | None) -> None:
         if until is not None and until not in STAGE_ORDER:
             raise StageError("flow", f"--until {until!r}: unknown stage (known: {', '.join(STAGE_ORDER)})")
+        self.store = store
         self.summary = summary
         PipelineRun.latest = summary
         self.until = until
@@ -179,7 +176,16 @@ class PipelineRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         return exc_type is _UntilReached
 
-    def stage(self, task: Any, **kwargs: Any) -> StageResult:
+    def stage(
+        self, task: Task[Concatenate[ArtefactStore, P], StageResult], *args: P.args, **kwargs: P.kwargs
+    ) -> StageResult:
+        """Run one stage task on this run's store (reused when its key is complete, on the GPU pool when
+        one serves it); record its row; stop the run after `until` or a failure."""
+        if args:
+            raise TypeError(f"{task.name}: pass stage inputs by name")
+        return self._stage(task, {"store": self.store, **kwargs})
+
+    def _stage(self, task: Any, kwargs: dict[str, Any]) -> StageResult:
         start = time.perf_counter()
         deployment = gpu_deployment(task.name, kwargs)
         if deployment is not None:
@@ -205,18 +211,23 @@ class PipelineRun:
                 cause = state.result(raise_on_failure=False)
                 if not isinstance(cause, BaseException):
                     cause = RuntimeError(f"{task.name}: {state.message}")
-                store = kwargs["store"]
-                self._failed(task.name, seconds, cause, where=store.root / store.capture / task.name)
+                self._failed(task.name, seconds, cause, where=self.store.root / self.store.capture / task.name)
             result = state.result()
             self.summary.stages.append(StageRow.from_result(result, cached=state.name == "Cached", seconds=seconds))
         if task.name == self.until:
             raise _UntilReached
         return result
 
-    def optional_stage(self, task: Any, skip_reason: str | None, **kwargs: Any) -> StageResult | None:
+    def optional_stage(
+        self,
+        task: Task[Concatenate[ArtefactStore, P], StageResult],
+        skip_reason: str | None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> StageResult | None:
         """A stage the preset may leave out: a 'skipped' row with the reason (a warning unless it is off)."""
         if skip_reason is None:
-            return self.stage(task, **kwargs)
+            return self.stage(task, *args, **kwargs)
         if not skip_reason.startswith("off in the preset"):
             log.warning("%s skipped: %s", task.name, skip_reason)
             self.summary.stages.append(StageRow(stage=task.name, status="skipped", seconds=0.0, metric=skip_reason))

@@ -9,12 +9,14 @@ PID and exits with 128 + the signal number.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -37,6 +39,15 @@ def install_handlers() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def keep_handlers_over_native_ones() -> None:
+    """Import pycolmap, then install ours again: on its first import pycolmap installs glog's failure
+    handler over SIGTERM, which dumps a stack and aborts instead of stopping cleanly. Stages import it
+    lazily, in a worker thread, where no Python handler can be put back; so a run imports it up front."""
+    import pycolmap  # noqa: F401
+
+    install_handlers()
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
@@ -52,11 +63,10 @@ def is_interruption(exc: BaseException) -> bool:
     """Ctrl-C, our SIGTERM, or Prefect's TerminationSignal (its SIGTERM bridge inside a flow run)."""
     if isinstance(exc, KeyboardInterrupt | Interrupted):
         return True
-    try:
-        from prefect.exceptions import TerminationSignal
-    except ImportError:  # pragma: no cover - prefect is a dependency
+    exceptions = sys.modules.get("prefect.exceptions")
+    if exceptions is None:  # Prefect not imported, so it raised nothing (and `--help`'s SystemExit stays fast)
         return False
-    return isinstance(exc, TerminationSignal)
+    return isinstance(exc, exceptions.TerminationSignal)
 
 
 def stop_children() -> None:
@@ -111,6 +121,21 @@ def stop_process_group(process: subprocess.Popen[Any]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def finish(code: int) -> None:
+    """Exit as Python would, without tearing down every imported module (0.6-1.2 s with Prefect and the stages'
+    libraries loaded, a third of a cached re-run).
+
+    What an ordinary exit does first still happens, in the same order: threads joined (threading's own shutdown),
+    atexit handlers run (Prefect delivers its pending logs and events and stops its ephemeral server; logging
+    flushes its handlers); then the streams are flushed and the process ends. Call from the main thread.
+    """
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is not None:
+        shutdown_threads()
+    atexit._run_exitfuncs()
+    exit_now(code)
 
 
 def exit_now(code: int) -> None:

@@ -5,21 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from photoforge.stage import StageResult
-from photoforge.stages import bake as stage
+from photoforge.stages.bake import STAGE, BakeInputs, BakeParams
 from photoforge.store import ArtefactStore
 from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-@stage_task(stage)
+@stage_task(STAGE)
 def bake(
     store: ArtefactStore,
+    *,
     capture: str,
-    frames: StageResult,
-    sparse: StageResult,
+    ingest: StageResult,
+    poses: StageResult,
     depth: StageResult,
     mesh: StageResult,
     uv: StageResult,
-    params: stage.BakeParams,
+    params: BakeParams,
 ) -> StageResult:
-    return stage.execute(store, Path(capture), frames, sparse, depth, mesh, uv, params, TaskProgress("bake"))
+    inputs = BakeInputs(capture=Path(capture), ingest=ingest, poses=poses, depth=depth, mesh=mesh, uv=uv)
+    return STAGE.execute(store, inputs, params, progress=TaskProgress("bake"))

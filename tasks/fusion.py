@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from photoforge.stage import StageResult
-from photoforge.stages import fusion as stage
+from photoforge.stages.fusion import STAGE, FusionInputs, FusionParams
 from photoforge.store import ArtefactStore
 from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-@stage_task(stage)
-def fusion(store: ArtefactStore, depth: StageResult, params: stage.FusionParams) -> StageResult:
-    return stage.execute(store, depth, params, TaskProgress("fusion"))
+@stage_task(STAGE)
+def fusion(store: ArtefactStore, *, depth: StageResult, params: FusionParams) -> StageResult:
+    return STAGE.execute(store, FusionInputs(depth=depth), params, progress=TaskProgress("fusion"))

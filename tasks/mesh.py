@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from photoforge.stage import StageResult
-from photoforge.stages import mesh as stage
+from photoforge.stages.mesh import STAGE, MeshInputs, MeshParams
 from photoforge.store import ArtefactStore
 from tasks.progress import TaskProgress
 from tasks.stage_task import stage_task
 
 
-@stage_task(stage)
+@stage_task(STAGE)
 def mesh(
     store: ArtefactStore,
-    cloud: StageResult,
+    *,
+    fusion: StageResult,
     depth: StageResult,
-    params: stage.MeshParams,
     splat: StageResult | None = None,
+    params: MeshParams,
 ) -> StageResult:
-    return stage.execute(store, cloud, depth, params, TaskProgress("mesh"), splat=splat)
+    inputs = MeshInputs(fusion=fusion, depth=depth, splat=splat)
+    return STAGE.execute(store, inputs, params, progress=TaskProgress("mesh"))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from prefect import Task
 
@@ -38,28 +37,45 @@ class RecordTask(Task[P, R]):
         return copy
 
 
-def keyed_by(module: ModuleType) -> KeyFunction:
-    """The cache key from the stage module's `key_inputs`, given the task inputs of the same names."""
-    names = list(inspect.signature(module.key_inputs).parameters)
+def keyed_by(stage: Stage[Any, Any, Any]) -> KeyFunction:
+    """The cache key from the task's inputs: its Inputs fields (the task's parameters of those names) and params."""
+    names = list(stage.inputs.model_fields)
 
     def key(inputs: dict[str, Any]) -> tuple[ArtefactStore, str]:
-        keyed = module.key_inputs(**{name: inputs.get(name) for name in names})
-        return inputs["store"], module.STAGE.key(inputs["params"], keyed)
+        stage_inputs = stage.inputs(**{name: inputs.get(name) for name in names})
+        return inputs["store"], stage.key(stage_inputs, inputs["params"])
 
     return key
 
 
-def stage_task(module: ModuleType) -> Callable[[Callable[P, StageResult]], Task[P, StageResult]]:
-    """Decorate a thin wrapper that calls the stage module's `execute`.
+def check_signature(stage: Stage[Any, Any, Any], fn: Callable[..., Any]) -> None:
+    """A stage task takes `store`, then keyword-only the stage's Inputs fields and `params`: the cache key
+    is computed from those names, so a mismatch would key the wrong thing."""
+    parameters = inspect.signature(fn).parameters
+    expected = {"store", "params", *stage.inputs.model_fields}
+    if set(parameters) != expected or next(iter(parameters)) != "store":
+        raise TypeError(
+            f"task {fn.__name__}: parameters {list(parameters)}; expected store, then {sorted(expected - {'store'})}"
+        )
+    if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for name, p in parameters.items() if name != "store"):
+        raise TypeError(f"task {fn.__name__}: every parameter after store must be keyword-only")
+
+
+def stage_task(
+    stage: Stage[Any, Any, Any],
+) -> Callable[[Callable[Concatenate[ArtefactStore, P], StageResult]], Task[Concatenate[ArtefactStore, P], StageResult]]:
+    """Decorate a thin wrapper that calls `stage.execute` with the stage's Inputs built from its parameters.
 
     The result (a small StageResult) is persisted as JSON next to the artefact, which is
     what lets Prefect report a reused stage as Cached; it is read back only as plain JSON
     (tasks/records.py), since anyone who can write the workspace can edit it.
     """
-    stage: Stage = module.STAGE
-    key_function = keyed_by(module)
+    key_function = keyed_by(stage)
 
-    def decorate(fn: Callable[P, StageResult]) -> Task[P, StageResult]:
+    def decorate(
+        fn: Callable[Concatenate[ArtefactStore, P], StageResult],
+    ) -> Task[Concatenate[ArtefactStore, P], StageResult]:
+        check_signature(stage, fn)
         return RecordTask(
             fn=fn,
             name=stage.name,

@@ -97,10 +97,10 @@ def dense_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> dict:  # t
     overrides |= {"mesh.target_faces": 30_000, "mesh.poisson_depth": 8, "uv.texture_size": 1024}
     cfg = load_preset("standard", overrides)
     store = ArtefactStore(tmp_path_factory.mktemp("ws"), "synthetic")
-    frames = ingest.execute(store, synthetic.capture, cfg.ingest)
-    sparse = poses.execute(store, frames, cfg.poses)
-    depth_maps = depth.execute(store, frames, sparse, cfg.depth)
-    cloud = fusion.execute(store, depth_maps, cfg.fusion)
+    frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=synthetic.capture), cfg.ingest)
+    sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
+    depth_maps = depth.STAGE.execute(store, depth.DepthInputs(ingest=frames, poses=sparse), cfg.depth)
+    cloud = fusion.STAGE.execute(store, fusion.FusionInputs(depth=depth_maps), cfg.fusion)
     return {"store": store, "frames": frames, "sparse": sparse, "depth": depth_maps, "fusion": cloud, "cfg": cfg}
 
 
@@ -110,10 +110,10 @@ def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-de
     from photoforge.stages import bake, export, mesh, uv
 
     store, cfg = dense_run["store"], dense_run["cfg"]
-    surface = mesh.execute(store, dense_run["fusion"], dense_run["depth"], cfg.mesh)
-    atlas = uv.execute(store, surface, cfg.uv)
-    texture = bake.execute(
-        store, synthetic.capture, dense_run["frames"], dense_run["sparse"], dense_run["depth"], surface, atlas, cfg.bake
-    )
-    asset = export.execute(store, surface, atlas, texture, cfg.export)
+    surface = mesh.STAGE.execute(store, mesh.MeshInputs(fusion=dense_run["fusion"], depth=dense_run["depth"]), cfg.mesh)
+    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=surface), cfg.uv)
+    upstream = {"ingest": dense_run["frames"], "poses": dense_run["sparse"], "depth": dense_run["depth"]}
+    bake_inputs = bake.BakeInputs(capture=synthetic.capture, **upstream, mesh=surface, uv=atlas)
+    texture = bake.STAGE.execute(store, bake_inputs, cfg.bake)
+    asset = export.STAGE.execute(store, export.ExportInputs(mesh=surface, uv=atlas, bake=texture), cfg.export)
     return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}

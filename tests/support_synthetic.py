@@ -1,9 +1,10 @@
 """A synthetic capture with known answers: a textured object rendered from known cameras.
 
 Tests and benchmarks measure real accuracy on it: the ground-truth mesh and cameras are
-written next to the photos. Rendering is open3d ray casting with Lambertian shading under a
-fixed world light, so the object looks the same from every view (as photo-consistency assumes),
-and a procedural high-frequency albedo gives SIFT and stereo something to match.
+written next to the photos. Rendering is photoforge's ray casting (photoforge.render) with
+Lambertian shading under a fixed world light, so the object looks the same from every view
+(as photo-consistency assumes), and a procedural high-frequency albedo gives SIFT and stereo
+something to match.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import cv2
 import numpy as np
 import open3d as o3d
 from scipy.ndimage import map_coordinates
+
+from photoforge.camera.model import Camera, Rigid3
+from photoforge.render.raycast import MeshScene
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def _trilinear(grid: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
 
 def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """World-to-camera rotation (OpenCV axes: x right, y down, z forward)."""
+    """The cam_from_world rotation of a camera at `centre` looking at `target` (OpenCV axes)."""
     forward = target - centre
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, up)
@@ -74,8 +78,8 @@ def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarra
     return np.stack([right, down, forward])
 
 
-def ring_cameras(count: int, distance: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(R world-to-camera, centre) for views on three interleaved rings: above, level, below."""
+def ring_cameras(count: int, distance: float, k: np.ndarray, width: int, height: int) -> list[Camera]:
+    """Cameras `view_000.png`... on three interleaved rings, above, level and below, looking at the origin."""
     cameras = []
     up = np.array([0.0, 0.0, 1.0])
     for i in range(count):
@@ -84,45 +88,27 @@ def ring_cameras(count: int, distance: float) -> list[tuple[np.ndarray, np.ndarr
         centre = distance * np.array(
             [math.cos(azimuth) * math.cos(elevation), math.sin(azimuth) * math.cos(elevation), math.sin(elevation)]
         )
-        cameras.append((look_at(centre, np.zeros(3), up), centre))
+        world_from_cam = Rigid3(look_at(centre, np.zeros(3), up).T, centre)
+        cameras.append(Camera(f"view_{i:03d}.png", k, world_from_cam.inverse(), width, height))
     return cameras
 
 
-def render(
-    scene: o3d.t.geometry.RaycastingScene,
-    albedo: ValueNoise3D,
-    k: np.ndarray,
-    rotation: np.ndarray,
-    centre: np.ndarray,
-    width: int,
-    height: int,
-    supersample: int = 2,
-) -> np.ndarray:
+def render(scene: MeshScene, albedo: ValueNoise3D, camera: Camera, supersample: int = 2) -> np.ndarray:
     """An RGB photo of the object: Lambertian under a fixed light plus ambient, grey background."""
-    s = supersample
-    u, v = np.meshgrid(np.arange(width * s) + 0.5, np.arange(height * s) + 0.5)
-    pixels = np.stack([u / s, v / s, np.ones_like(u)], axis=-1).reshape(-1, 3)
-    directions = (pixels @ np.linalg.inv(k).T) @ rotation  # camera rays rotated to world
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    rays = np.concatenate([np.broadcast_to(centre, directions.shape), directions], axis=1).astype(np.float32)
-    hits = scene.cast_rays(o3d.core.Tensor(rays))
-    t_hit = hits["t_hit"].numpy()
-    hit = np.isfinite(t_hit)
-    image = np.full((len(rays), 3), 0.16, np.float32)
-    points = rays[hit, :3] + t_hit[hit, None] * rays[hit, 3:]
-    normals = hits["primitive_normals"].numpy()[hit]
+    hits = scene.cast(camera, supersample)
+    image = np.full((*hits.mask.shape, 3), 0.16, np.float32)
     light = np.array([0.4, -0.5, 0.75]) / np.linalg.norm([0.4, -0.5, 0.75])
-    shade = 0.45 + 0.55 * np.clip(np.abs(normals @ light), 0, 1)
-    image[hit] = albedo(points) * shade[:, None]
-    image = image.reshape(height * s, width * s, 3)
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    shade = 0.45 + 0.55 * np.clip(np.abs(hits.normal[hits.mask] @ light), 0, 1)
+    image[hits.mask] = albedo(hits.points()) * shade[:, None]
+    image = cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_strecha_camera(path: Path, k: np.ndarray, rotation: np.ndarray, centre: np.ndarray, size: tuple) -> None:
-    rows = [*(" ".join(f"{x:.9g}" for x in r) for r in k), "0 0 0"]
-    rows += [" ".join(f"{x:.9g}" for x in r) for r in rotation.T]  # camera-to-world
-    rows += [" ".join(f"{x:.9g}" for x in centre), f"{size[0]} {size[1]}"]
+def write_strecha_camera(path: Path, camera: Camera) -> None:
+    world_from_cam = camera.world_from_cam
+    rows = [*(" ".join(f"{x:.9g}" for x in r) for r in camera.k), "0 0 0"]
+    rows += [" ".join(f"{x:.9g}" for x in r) for r in world_from_cam.rotation]
+    rows += [" ".join(f"{x:.9g}" for x in world_from_cam.translation), f"{camera.width} {camera.height}"]
     path.write_text("\n".join(rows) + "\n")
 
 
@@ -136,16 +122,14 @@ def make_capture(
     (truth / "gt_cameras").mkdir(parents=True, exist_ok=True)
     mesh = blob_mesh()
     o3d.io.write_triangle_mesh(str(truth / "mesh.ply"), mesh)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
+    scene = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles))
     albedo = ValueNoise3D(seed)
     k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
     np.savetxt(capture / "K.txt", k, fmt="%.6f")
-    for i, (rotation, centre) in enumerate(ring_cameras(views, distance=3.6)):
-        name = f"view_{i:03d}.png"
-        rgb = render(scene, albedo, k, rotation, centre, width, height)
-        cv2.imwrite(str(capture / "images" / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        write_strecha_camera(truth / "gt_cameras" / f"{name}.camera", k, rotation, centre, (width, height))
+    for camera in ring_cameras(views, 3.6, k, width, height):
+        rgb = render(scene, albedo, camera)
+        cv2.imwrite(str(capture / "images" / camera.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        write_strecha_camera(truth / "gt_cameras" / f"{camera.name}.camera", camera)
     bbox = mesh.get_axis_aligned_bounding_box()
     size = float(np.linalg.norm(bbox.get_max_bound() - bbox.get_min_bound()))
     return SyntheticCapture(capture, truth / "mesh.ply", truth / "gt_cameras", size)

@@ -14,11 +14,25 @@ from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
 from photoforge.geometry.pointcloud import write_ply
+from photoforge.layout import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG, MESH_PLY, UV_NPZ, DepthViews, UVMesh, world_to_asset
 from photoforge.qa import gltf_validation
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import bake, mesh, uv
-from photoforge.stages.bake import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG
-from photoforge.stages.mesh import MESH_PLY
-from photoforge.stages.uv import load_uv_mesh
+
+
+def _artefact(stage: str, path: Path) -> StageResult:
+    """An upstream artefact at `path` (run reads only its directory)."""
+    return StageResult(
+        stage=stage, key=f"{stage}-key", path=str(path), metrics={}, reused=False, seconds=0.0, compute_seconds=0.0
+    )
+
+
+def _bake_inputs(run: dict, capture: Path, uv_dir: Path | None = None) -> bake.BakeInputs:
+    """The asset run's bake inputs, from `capture`, with the uv artefact at `uv_dir` if given."""
+    atlas = run["uv"] if uv_dir is None else _artefact("uv", uv_dir)
+    return bake.BakeInputs(
+        capture=capture, ingest=run["frames"], poses=run["sparse"], depth=run["depth"], mesh=run["mesh"], uv=atlas
+    )
 
 
 def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
@@ -31,18 +45,16 @@ def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
     assert metrics["components"] == 1
     # Asset +Y must be the true up (+Z of the synthetic world): map it through the similarity that
     # aligns the SfM cameras to the true ones.
-    from photoforge.camera.views import View
+    from photoforge.camera.model import Camera
     from photoforge.qa.pose_errors import read_strecha_dir
     from photoforge.qa.surface_scores import similarity_to_truth
-    from photoforge.stages.depth import load_depth_views
-    from photoforge.stages.mesh import load_transform
 
     truth = read_strecha_dir(asset_run["synthetic"].cameras)
-    records = load_depth_views(asset_run["depth"].dir)
-    estimated = np.array([View.from_json(0, r["camera"]).centre for r in records])
-    true = np.array([truth[Path(r["name"]).name.removesuffix(".jpg")].centre for r in records])
+    records = DepthViews.read(asset_run["depth"].dir).usable
+    estimated = np.array([Camera.from_json(r.camera or {}).centre for r in records])
+    true = np.array([truth[Path(r.name).name.removesuffix(".jpg")].centre for r in records])
     to_truth = similarity_to_truth(estimated, true)[:3, :3]
-    up = to_truth @ load_transform(asset_run["mesh"].dir)[1, :3]
+    up = to_truth @ world_to_asset(asset_run["mesh"].dir)[1, :3]
     angle = np.degrees(np.arccos(np.clip(up @ [0, 0, 1] / np.linalg.norm(up), -1, 1)))
     assert angle < 5.0, angle
 
@@ -52,7 +64,8 @@ def test_atlas_charts_do_not_overlap(asset_run: dict) -> None:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    _, faces, uvs, size = load_uv_mesh(asset_run["uv"].dir)
+    atlas = UVMesh.read(asset_run["uv"].dir)
+    faces, uvs, size = atlas.faces, atlas.uvs, atlas.texture_size
     assert uvs.min() >= 0 and uvs.max() <= 1
     rows = np.repeat(np.arange(len(faces)), 3)
     incidence = coo_matrix((np.ones(rows.size), (rows, faces.ravel())), shape=(len(faces), len(uvs))).tocsr()
@@ -112,8 +125,9 @@ def test_empty_fused_cloud_is_a_clear_error(tmp_path: Path, asset_run: dict) -> 
     fused = tmp_path / "fusion"
     fused.mkdir()
     write_ply(fused / "fused.ply", np.zeros((10, 3)), np.zeros((10, 3), np.uint8), np.zeros((10, 3)))
+    inputs = mesh.MeshInputs(fusion=_artefact("fusion", fused), depth=asset_run["depth"])
     with pytest.raises(StageError, match="empty or degenerate") as info:
-        mesh.run(fused, asset_run["depth"].dir, tmp_path, asset_run["cfg"].mesh)
+        mesh.run(inputs, out=tmp_path, params=asset_run["cfg"].mesh, progress=no_progress)
     assert info.value.stage == "mesh"
 
 
@@ -133,8 +147,9 @@ def test_mesh_with_no_faces_left_after_cleanup(
     from photoforge.geometry import meshing
 
     monkeypatch.setattr(meshing, "cleanup", lambda v, f, s: (np.zeros((0, 3)), np.zeros((0, 3), np.int32)))
+    inputs = mesh.MeshInputs(fusion=asset_run["fusion"], depth=asset_run["depth"])
     with pytest.raises(StageError, match="no faces left after clean-up") as info:
-        mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, asset_run["cfg"].mesh)
+        mesh.run(inputs, out=tmp_path, params=asset_run["cfg"].mesh, progress=no_progress)
     assert info.value.stage == "mesh"
 
 
@@ -144,11 +159,8 @@ def test_missing_original_photo_names_it(tmp_path: Path, synthetic: SyntheticCap
     missing = capture / "images" / "view_001.png"
     missing.unlink()
     params = asset_run["cfg"].bake.model_copy(update={"full_resolution": True})
-    r = asset_run
     with pytest.raises(StageError, match="original photo is missing") as info:
-        bake.run(
-            capture, r["frames"].dir, r["sparse"].dir, r["depth"].dir, r["mesh"].dir, r["uv"].dir, tmp_path, params
-        )
+        bake.run(_bake_inputs(asset_run, capture), out=tmp_path, params=params, progress=no_progress)
     assert info.value.path == str(missing)
 
 
@@ -157,7 +169,12 @@ def test_uv_on_a_mesh_without_faces(tmp_path: Path) -> None:
     (tmp_path / "mesh").mkdir()
     o3d.io.write_triangle_mesh(str(tmp_path / "mesh" / MESH_PLY), empty)
     with pytest.raises(StageError, match="no faces"):
-        uv.run(tmp_path / "mesh", tmp_path, uv.UVParams())
+        uv.run(
+            uv.UVInputs(mesh=_artefact("mesh", tmp_path / "mesh")),
+            out=tmp_path,
+            params=uv.UVParams(),
+            progress=no_progress,
+        )
 
 
 def test_poisson_is_deterministic() -> None:
@@ -187,18 +204,17 @@ def test_watertight_that_cannot_close_says_so(
 
     monkeypatch.setattr(pymeshlab.MeshSet, "meshing_close_holes", refuse)
     params = asset_run["cfg"].mesh.model_copy(update={"watertight": True})
+    inputs = mesh.MeshInputs(fusion=asset_run["fusion"], depth=asset_run["depth"])
     with caplog.at_level("WARNING", logger="photoforge"):
-        metrics = mesh.run(asset_run["fusion"].dir, asset_run["depth"].dir, tmp_path, params)
-    assert metrics["watertight_requested"] is True and metrics["watertight"] is False
-    assert metrics["boundary_edges"] > 0
-    assert "NOT watertight as asked" in metrics["summary"]
+        metrics = mesh.run(inputs, out=tmp_path, params=params, progress=no_progress)
+    assert metrics.watertight_requested is True and metrics.watertight is False
+    assert metrics.boundary_edges > 0
+    assert "NOT watertight as asked" in metrics.summary
     assert any("mesh.watertight is true" in r.getMessage() for r in caplog.records)
 
 
 def test_left_out_view_the_mesh_misses_fails(tmp_path: Path, asset_run: dict) -> None:
     """A mesh nowhere near the cameras: every scored view is uncovered, scored over the whole image, never dropped."""
-    from photoforge.stages.uv import UV_NPZ
-
     moved = tmp_path / "uv"
     moved.mkdir()
     with np.load(asset_run["uv"].dir / UV_NPZ) as data:
@@ -207,17 +223,16 @@ def test_left_out_view_the_mesh_misses_fails(tmp_path: Path, asset_run: dict) ->
     arrays["vertices"] = arrays["vertices"] + np.array([100 * extent, 0, 0], np.float32)
     arrays["texture_size"] = np.int32(256)
     np.savez_compressed(moved / UV_NPZ, **arrays)
-    r = asset_run
     out = tmp_path / "bake"
     out.mkdir()
-    params = r["cfg"].bake.model_copy(update={"max_eval_views": 1})
-    metrics = bake.run(r["synthetic"].capture, r["frames"].dir, r["sparse"].dir, r["depth"].dir, r["mesh"].dir,
-                       moved, out, params)  # fmt: skip
+    params = asset_run["cfg"].bake.model_copy(update={"max_eval_views": 1})
+    inputs = _bake_inputs(asset_run, asset_run["synthetic"].capture, uv_dir=moved)
+    metrics = bake.run(inputs, out=out, params=params, progress=no_progress)
     evaluation = json.loads((out / BAKE_JSON).read_text())["evaluation"]
     held = [e for e in evaluation if e["left_out"]]
-    assert len(held) == metrics["views_left_out"] == 2
+    assert len(held) == metrics.views_left_out == 2
     assert all(e["coverage"] == 0 and e["silhouette_fraction"] == 0 for e in evaluation)
     assert all(e["psnr"] is not None and e["psnr"] < 20 for e in held)
-    assert metrics["psnr_left_out"] == pytest.approx(np.mean([e["psnr"] for e in held]), abs=1e-3)
-    assert metrics["left_out_min_coverage"] == 0
-    assert sorted(metrics["left_out_uncovered"]) == sorted(e["name"] for e in held)
+    assert metrics.psnr_left_out == pytest.approx(np.mean([e["psnr"] for e in held]), abs=1e-3)
+    assert metrics.left_out_min_coverage == 0
+    assert sorted(metrics.left_out_uncovered) == sorted(e["name"] for e in held)

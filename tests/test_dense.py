@@ -14,28 +14,38 @@ import pytest
 from plyfile import PlyData
 from support_synthetic import SyntheticCapture
 
-from photoforge.camera.views import View
+from photoforge.camera.model import Camera
 from photoforge.errors import StageError
+from photoforge.geometry.mvs import depth_views
 from photoforge.geometry.pointcloud import read_ply
+from photoforge.layout import DEPTH_JSON, FUSED_PLY, DepthViews
+from photoforge.metrics import DepthMetrics
 from photoforge.qa.pose_errors import read_strecha_dir
 from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import depth, fusion
-from photoforge.stages.depth import DEPTH_JSON, load_depth_views
-from photoforge.stages.fusion import FUSED_PLY
+from photoforge.stages.depth import DepthInputs, DepthParams
+from photoforge.stages.fusion import FusionInputs
 
 
 def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]
     truth = read_strecha_dir(synthetic.cameras)
     estimated, true = [], []
-    for record in load_depth_views(depth_dir):
-        estimated.append(View.from_json(0, record["camera"]).centre)
-        true.append(truth[Path(record["name"]).name.removesuffix(".jpg")].centre)
+    for record in DepthViews.read(depth_dir).usable:
+        estimated.append(Camera.from_json(record.camera).centre)
+        true.append(truth[Path(record.name).name.removesuffix(".jpg")].centre)
     transform = similarity_to_truth(np.array(estimated), np.array(true))
     xyz, _, _ = read_ply(ply)
     aligned = xyz @ transform[:3, :3].T + transform[:3, 3]
     mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))
     samples = observed_surface_samples(mesh, np.array(true), count=100_000)
     return surface_scores(aligned, mesh, samples, fraction * synthetic.object_size)
+
+
+def _depth(dense_run: dict, out: Path, params: DepthParams, poses: StageResult | None = None) -> DepthMetrics:
+    """Stage depth's run on the dense run's frames and poses (or `poses`), into `out`."""
+    inputs = DepthInputs(ingest=dense_run["frames"], poses=poses or dense_run["sparse"])
+    return depth.run(inputs, out=out, params=params, progress=no_progress)
 
 
 def test_cpu_backend_fused_cloud_matches_the_true_surface(synthetic: SyntheticCapture, dense_run: dict) -> None:
@@ -78,8 +88,8 @@ def test_fused_ply_is_standard_binary_ply(dense_run: dict) -> None:
 
 def test_stricter_consistency_keeps_fewer_points(dense_run: dict, tmp_path: Path) -> None:
     params = dense_run["cfg"].fusion.model_copy(update={"min_consistent_views": 4})
-    metrics = fusion.run(dense_run["depth"].dir, tmp_path, params)
-    assert metrics["points_before_cleanup"] < dense_run["fusion"].metrics["points_before_cleanup"]
+    metrics = fusion.run(FusionInputs(depth=dense_run["depth"]), out=tmp_path, params=params, progress=no_progress)
+    assert metrics.points_before_cleanup < dense_run["fusion"].metrics["points_before_cleanup"]
 
 
 def test_sparse_model_too_thin_for_stereo(dense_run: dict, tmp_path: Path) -> None:
@@ -89,17 +99,18 @@ def test_sparse_model_too_thin_for_stereo(dense_run: dict, tmp_path: Path) -> No
     thin = tmp_path / "poses"
     (thin / "sparse").mkdir(parents=True)
     model.write(thin / "sparse")
+    thin_poses = dense_run["sparse"].model_copy(update={"path": str(thin)})
     out = tmp_path / "depth"
     out.mkdir()
     with pytest.raises(StageError, match="0 points: stereo needs") as info:
-        depth.run(dense_run["frames"].dir, thin, out, dense_run["cfg"].depth)
+        _depth(dense_run, out, dense_run["cfg"].depth, poses=thin_poses)
     assert info.value.stage == "depth"
 
 
 def test_no_usable_depth_names_the_views(dense_run: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     params = dense_run["cfg"].depth.model_copy(update={"min_confidence": 1.0, "planes": 8, "max_size": 120})
     with pytest.raises(StageError, match=r"no view got usable depth.*view_000\.png\.jpg"):
-        depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+        _depth(dense_run, tmp_path, params)
 
 
 def test_view_without_neighbours_is_skipped_with_a_warning(
@@ -114,12 +125,12 @@ def test_view_without_neighbours_is_skipped_with_a_warning(
         ranked[0] = []
         return ranked
 
-    monkeypatch.setattr(depth, "rank_neighbours", isolate_first)
+    monkeypatch.setattr(depth_views, "rank_neighbours", isolate_first)
     params = dense_run["cfg"].depth.model_copy(update={"planes": 16, "max_size": 160})
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        metrics = depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+        metrics = _depth(dense_run, tmp_path, params)
     assert "has no neighbour view" in caplog.text
-    assert metrics["usable_views"] == 19 and metrics["unusable"] == ["images/view_000.png.jpg"]
+    assert metrics.usable_views == 19 and metrics.unusable == ["images/view_000.png.jpg"]
 
 
 def test_cuda_backend_without_cuda_is_a_clear_error(dense_run: dict, tmp_path: Path) -> None:
@@ -127,6 +138,6 @@ def test_cuda_backend_without_cuda_is_a_clear_error(dense_run: dict, tmp_path: P
         pytest.skip("this pycolmap has CUDA")
     params = dense_run["cfg"].depth.model_copy(update={"backend": "cuda"})
     with pytest.raises(StageError, match="pycolmap-cuda12"):
-        depth.run(dense_run["frames"].dir, dense_run["sparse"].dir, tmp_path, params)
+        _depth(dense_run, tmp_path, params)
     assert not any(tmp_path.iterdir())
     shutil.rmtree(tmp_path)

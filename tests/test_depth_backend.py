@@ -20,10 +20,12 @@ from conftest import SAMPLE
 from flows.gpu import GPU_DEPLOYMENT, decode, encode
 from flows.reconstruct import PipelineRun, _already_cached
 from photoforge.geometry.mvs import colmap_stereo
+from photoforge.layout import DEPTH_JSON, DepthViews
+from photoforge.metrics import DepthMetrics
 from photoforge.presets import load_preset
 from photoforge.stage import StageResult
 from photoforge.stages import depth, ingest, poses
-from photoforge.stages.depth import DEPTH_JSON, DepthParams
+from photoforge.stages.depth import DepthInputs, DepthParams
 from photoforge.store import ArtefactStore, read_manifest
 from photoforge.summary import RunSummary
 from tasks.depth import depth as depth_task
@@ -39,8 +41,8 @@ def sparse_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copy(SAMPLE / "K.txt", capture / "K.txt")
     cfg = load_preset("standard", {"ingest.max_size": 480, "poses.max_features": 2048})
     store = ArtefactStore(tmp_path_factory.mktemp("ws"), "fountain")
-    frames = ingest.execute(store, capture, cfg.ingest)
-    sparse = poses.execute(store, frames, cfg.poses)
+    frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=capture), cfg.ingest)
+    sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
     return {"store": store, "frames": frames, "sparse": sparse, "cfg": cfg}
 
 
@@ -102,7 +104,9 @@ def test_view_colmap_skips_has_no_depth_and_the_rest_do(
     store = ArtefactStore(tmp_path / "ws", "fountain")
     params = sparse_run["cfg"].depth.model_copy(update={"backend": "auto", "max_size": 160})
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        result = depth.execute(store, sparse_run["frames"], sparse_run["sparse"], params)
+        result = depth.STAGE.execute(
+            store, DepthInputs(ingest=sparse_run["frames"], poses=sparse_run["sparse"]), params
+        )
 
     assert calls and calls[0]["max_image_size"] == 160
     assert f"{skipped}: COLMAP PatchMatch wrote no depth map" in caplog.text
@@ -112,7 +116,7 @@ def test_view_colmap_skips_has_no_depth_and_the_rest_do(
     assert metrics["unusable"] == [skipped]
     records = {r["name"]: r for r in json.loads((result.dir / DEPTH_JSON).read_text())["views"]}
     assert records[skipped]["usable"] is False and "map" not in records[skipped]
-    assert [v["name"] for v in depth.load_depth_views(result.dir)] == [n for n in names if n != skipped]
+    assert [v.name for v in DepthViews.read(result.dir).usable] == [n for n in names if n != skipped]
     for seed, name in enumerate(names):
         if name == skipped:
             continue
@@ -130,7 +134,7 @@ def _inputs() -> dict[str, StageResult]:
         return StageResult(stage=stage, key=f"{stage}-key", path=f"/ws/c/{stage}/k", metrics={}, reused=False,
                            seconds=1.0, compute_seconds=1.0)  # fmt: skip
 
-    return {"frames": result("ingest"), "sparse": result("poses")}
+    return {"ingest": result("ingest"), "poses": result("poses")}
 
 
 def _key(backend: str) -> str:
@@ -138,7 +142,7 @@ def _key(backend: str) -> str:
     params = DepthParams(backend=backend)  # type: ignore[arg-type]
     _, key = depth_task.cache_policy.key_function({"store": ArtefactStore(Path("/ws"), "c"), "params": params,
                                                    **_inputs()})  # fmt: skip
-    assert key == depth.STAGE.key(params, depth.key_inputs(**_inputs()))  # execute's key: the same
+    assert key == depth.STAGE.key(DepthInputs(**_inputs()), params)  # execute's key: the same
     return key
 
 
@@ -156,7 +160,9 @@ def test_gpu_pool_does_not_take_a_cpu_result_for_its_own(tmp_path: Path, monkeyp
     store = ArtefactStore(tmp_path / "ws", "c")
     kwargs = {"store": store, **_inputs(), "params": DepthParams(backend="auto")}
     # a CPU depth result already on disk, from an earlier run of `auto` on this CPU machine
-    cpu = depth.STAGE.execute(store, kwargs["params"], depth.key_inputs(**_inputs()), lambda out: {"backend": "cpu"})
+    measured = DepthMetrics(backend="cpu", device="cpu", views=2, usable_views=2, usable_fraction=1.0,
+                            mean_valid_fraction=0.5, seconds_per_view=1.0, unusable=[])  # fmt: skip
+    cpu = depth.STAGE.execute_with(store, DepthInputs(**_inputs()), kwargs["params"], lambda out: measured)
     monkeypatch.delenv(GPU_DEPLOYMENT, raising=False)
     assert _already_cached(depth_task, kwargs)  # without a pool, `auto` here is that CPU result
 
@@ -170,8 +176,8 @@ def test_gpu_pool_does_not_take_a_cpu_result_for_its_own(tmp_path: Path, monkeyp
                            reused=False, seconds=1.0, compute_seconds=1.0), False  # fmt: skip
 
     monkeypatch.setattr("flows.reconstruct.run_on_gpu_pool", run_on_gpu_pool)
-    run = PipelineRun(RunSummary(capture="c", preset="standard", workspace=str(store.root)), None)
-    result = run.stage(depth_task, **kwargs)
+    run = PipelineRun(store, RunSummary(capture="c", preset="standard", workspace=str(store.root)), None)
+    result = run.stage(depth_task, **_inputs(), params=kwargs["params"])
 
     assert len(sent) == 1, "the CPU result was taken for the GPU pool's"
     assert result.key == _key("cuda") != cpu.key

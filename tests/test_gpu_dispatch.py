@@ -22,9 +22,9 @@ def _kwargs(stage: str) -> dict:
     cfg = load_preset("hero", {"mesh.surface": "splats"})
     store = ArtefactStore(Path("/ws"), "c")
     return {
-        "depth": {"store": store, "frames": _result("ingest"), "sparse": _result("poses"), "params": cfg.depth},
+        "depth": {"store": store, "ingest": _result("ingest"), "poses": _result("poses"), "params": cfg.depth},
         "splat": {"store": store, "depth": _result("depth"), "fusion": _result("fusion"), "params": cfg.splat},
-        "mesh": {"store": store, "cloud": _result("fusion"), "depth": _result("depth"), "params": cfg.mesh,
+        "mesh": {"store": store, "fusion": _result("fusion"), "depth": _result("depth"), "params": cfg.mesh,
                  "splat": _result("splat")},
         "turntable": {"store": store, "uv": _result("uv"), "bake": _result("bake"), "params": cfg.turntable,
                       "splat": _result("splat"), "mesh": None},

@@ -18,8 +18,10 @@ from PIL import Image
 from photoforge.errors import StageError
 from photoforge.io.images import load_photo
 from photoforge.io.photo_formats import BACKGROUND
+from photoforge.layout import FRAMES_JSON
+from photoforge.stage import no_progress
 from photoforge.stages import ingest
-from photoforge.stages.ingest import FRAMES_JSON, IngestParams
+from photoforge.stages.ingest import IngestInputs, IngestParams
 
 GRADIENT = (np.arange(64 * 256).reshape(64, 256) * 4 + 1).astype(np.uint16)  # every 16-bit level band
 
@@ -219,8 +221,10 @@ def test_ingest_takes_every_format_and_none_is_rejected_as_blurred(
     out = tmp_path / "out"
     out.mkdir()
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        metrics = ingest.run(capture, out, IngestParams(duplicate_similarity=1.0))
+        metrics = ingest.run(
+            IngestInputs(capture=capture), out=out, params=IngestParams(duplicate_similarity=1.0), progress=no_progress
+        )
     records = {r["source"]: r for r in json.loads((out / FRAMES_JSON).read_text())["frames"]}
-    assert metrics["frames_kept"] == 6, {s: r["reason"] for s, r in records.items()}
+    assert metrics.frames_kept == 6, {s: r["reason"] for s, r in records.items()}
     assert records["raw.dng"]["intrinsics"]["source"] == "exif"
     assert "blurred" not in caplog.text

@@ -16,15 +16,18 @@ from conftest import SAMPLE, textured_rgb, write_jpeg
 from PIL import Image
 
 from photoforge.errors import StageError
+from photoforge.layout import FRAMES_DIR, FRAMES_JSON
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import ingest
-from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON, IngestParams
+from photoforge.stages.ingest import IngestInputs, IngestParams
 
 
 def _run(capture: Path, out: Path, **params: object) -> tuple[dict, dict[str, dict]]:
+    """The stage's run on `capture` into `out`: its metrics as the manifest records them, records by source."""
     out.mkdir(parents=True, exist_ok=True)
-    metrics = ingest.run(capture, out, IngestParams(**params))
+    metrics = ingest.run(IngestInputs(capture=capture), out=out, params=IngestParams(**params), progress=no_progress)
     records = json.loads((out / FRAMES_JSON).read_text())["frames"]
-    return metrics, {r["source"]: r for r in records}
+    return metrics.as_manifest(), {r["source"]: r for r in records}
 
 
 def test_exif_orientation_is_applied_and_focal_prior_kept(tmp_path: Path) -> None:
@@ -223,7 +226,7 @@ def test_frame_names_are_unique_and_deterministic() -> None:
 def test_colliding_real_photos_go_through_poses(sample_subset: Path, tmp_path: Path) -> None:
     """The same clash on real photos used to abort COLMAP (SIGABRT: duplicate image name)."""
     from photoforge.stages import poses
-    from photoforge.stages.poses import PosesParams
+    from photoforge.stages.poses import PosesInputs, PosesParams
 
     images = sample_subset / "images"
     first, second = sorted(images.glob("*.jpg"))[:2]
@@ -235,5 +238,9 @@ def test_colliding_real_photos_go_through_poses(sample_subset: Path, tmp_path: P
     assert len({r["frame"] for r in records.values()}) == 6
     out = tmp_path / "poses"
     out.mkdir()
-    metrics = poses.run(tmp_path / "ingest", out, PosesParams(max_features=2048))
-    assert metrics["registered"] == metrics["total"] == 6
+    frames = StageResult(stage="ingest", key="ingest-key", path=str(tmp_path / "ingest"), metrics={}, reused=False,
+                         seconds=0.0, compute_seconds=0.0)  # fmt: skip
+    metrics = poses.run(
+        PosesInputs(ingest=frames), out=out, params=PosesParams(max_features=2048), progress=no_progress
+    )
+    assert metrics.registered == metrics.total == 6

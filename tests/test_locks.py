@@ -17,10 +17,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support_stages import demo_stage, execute, key
 
 from photoforge.errors import StageError
 from photoforge.locks import Holder, KeyLock, UnchangedWatch, boot_id, pid_namespace, read_lock, stale_reason
-from photoforge.stage import Stage, StageParams
+from photoforge.stage import StageParams
 from photoforge.store import LOCKS, ArtefactStore
 
 
@@ -33,8 +34,10 @@ class Params(StageParams):
 RACER = """
 import logging, sys, time
 from pathlib import Path
-from photoforge.stage import Stage, StageParams
+sys.path.insert(0, TESTS)
+from photoforge.stage import StageParams
 from photoforge.store import ArtefactStore
+from support_stages import demo_stage, execute
 
 class Params(StageParams):
     size: int = 3
@@ -59,9 +62,9 @@ def compute(out):
     (out / "data.txt").write_text(me)
     return {"summary": me}
 
-result = Stage("demo", "1").execute(ArtefactStore(Path(workspace), capture), Params(), {"x": "1"}, compute)
+result = execute(demo_stage(Params), ArtefactStore(Path(workspace), capture), Params(), {"x": "1"}, compute)
 print(result.model_dump_json())
-"""
+""".replace("TESTS", repr(str(Path(__file__).resolve().parent)))
 
 
 @pytest.fixture
@@ -151,11 +154,11 @@ def test_two_processes_compute_a_key_once(tmp_path: Path, captures: tuple[str, s
 
 
 def test_waiter_computes_when_the_holder_gives_up(tmp_path: Path, records: list[logging.LogRecord]) -> None:
-    stage, store, calls = Stage("demo", "1"), ArtefactStore(tmp_path, "cap"), []
-    lock = KeyLock(store.lock_path("demo", stage.key(Params(), {})), label="demo", poll=0.05)
+    stage, store, calls = demo_stage(Params), ArtefactStore(tmp_path, "cap"), []
+    lock = KeyLock(store.lock_path("demo", key(stage, Params(), {})), label="demo", poll=0.05)
     lock.acquire()
     box: dict = {}
-    thread = threading.Thread(target=lambda: box.update(r=stage.execute(store, Params(), {}, _counting(calls))))
+    thread = threading.Thread(target=lambda: box.update(r=execute(stage, store, Params(), {}, _counting(calls))))
     thread.start()
     deadline = time.monotonic() + 120
     while "demo: waiting for" not in _messages(records) and time.monotonic() < deadline:
@@ -173,13 +176,13 @@ def test_lock_of_a_dead_process_is_taken_over_at_once(
     monkeypatch.setenv("PHOTOFORGE_LOCK_STALE_S", "3600")  # only the dead pid can free it within the test
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stage, store, calls = Stage("demo", "1"), ArtefactStore(tmp_path, "cap"), []
-    path = store.lock_path("demo", stage.key(Params(), {}))
+    stage, store, calls = demo_stage(Params), ArtefactStore(tmp_path, "cap"), []
+    path = store.lock_path("demo", key(stage, Params(), {}))
     holder = Holder(
         socket.gethostname(), dead.pid, time.time() - 60, "dead", "demo", pid_namespace(), time.time(), boot_id()
     )
     _write_lock(path, holder)
-    result = _in_thread(lambda: stage.execute(store, Params(), {}, _counting(calls)))["value"]
+    result = _in_thread(lambda: execute(stage, store, Params(), {}, _counting(calls)))["value"]
     assert result.reused is False and len(calls) == 1
     assert (
         f"took over the lock of host {socket.gethostname()} pid {dead.pid} (started 60 s ago): its process is gone"
@@ -248,23 +251,23 @@ def test_holder_heartbeat_touches_the_lock_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("error", [ValueError("boom"), KeyboardInterrupt()], ids=["exception", "ctrl-c"])
 def test_failed_compute_releases_the_lock(tmp_path: Path, error: BaseException) -> None:
-    stage, store = Stage("demo", "1"), ArtefactStore(tmp_path, "cap")
+    stage, store = demo_stage(Params), ArtefactStore(tmp_path, "cap")
 
     def crash(out: Path) -> dict:
-        assert store.lock_path("demo", stage.key(Params(), {})).exists()  # held while computing
+        assert store.lock_path("demo", key(stage, Params(), {})).exists()  # held while computing
         raise error
 
     with pytest.raises(type(error)):
-        stage.execute(store, Params(), {}, crash)
+        execute(stage, store, Params(), {}, crash)
     assert list((tmp_path / LOCKS).iterdir()) == []
     calls: list[str] = []
-    assert stage.execute(store, Params(), {}, _counting(calls)).reused is False and len(calls) == 1
+    assert execute(stage, store, Params(), {}, _counting(calls)).reused is False and len(calls) == 1
 
 
 def test_bad_staleness_setting_names_the_stage_and_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOTOFORGE_LOCK_STALE_S", "soon")
     with pytest.raises(StageError, match=r"\[demo\] PHOTOFORGE_LOCK_STALE_S=soon: not a positive number of seconds"):
-        Stage("demo", "1").execute(ArtefactStore(tmp_path, "cap"), Params(), {}, lambda out: {})
+        execute(demo_stage(Params), ArtefactStore(tmp_path, "cap"), Params(), {}, lambda out: {})
 
 
 def test_unusable_lock_folder_is_one_clear_error(tmp_path: Path) -> None:
@@ -272,4 +275,4 @@ def test_unusable_lock_folder_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(
         StageError, match=rf"\[demo\] {tmp_path / LOCKS}: cannot create the lock folder \(File exists\)"
     ):
-        Stage("demo", "1").execute(ArtefactStore(tmp_path, "cap"), Params(), {}, lambda out: {})
+        execute(demo_stage(Params), ArtefactStore(tmp_path, "cap"), Params(), {}, lambda out: {})

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from conftest import textured_rgb
 
+from photoforge.camera.model import Camera, Rigid3
 from photoforge.geometry.mvs.colmap_stereo import read_array
 from photoforge.geometry.mvs.depthmaps import normals_from_depth
 from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
@@ -36,9 +37,11 @@ def test_plane_sweep_recovers_a_known_plane() -> None:
     for shift in (0.15, -0.15):
         img = _render_plane(texture, true_depth, shift)
         # source camera = reference moved by `shift` along x: X_src = X_ref - (shift, 0, 0)
-        sources.append(SourceView(torch.from_numpy(img), K, np.eye(3), np.array([-shift, 0.0, 0.0])))
+        camera = Camera("source", K, Rigid3(np.eye(3), np.array([-shift, 0.0, 0.0])), 160, 120)
+        sources.append(SourceView(torch.from_numpy(img), camera))
+    reference = Camera("reference", K, Rigid3(np.eye(3), np.zeros(3)), 160, 120)
     depth, confidence = plane_sweep(
-        torch.from_numpy(ref), K, sources, near=1.0, far=4.0, settings=SweepSettings(planes=64, window=7)
+        torch.from_numpy(ref), reference, sources, near=1.0, far=4.0, settings=SweepSettings(planes=64, window=7)
     )
     inner = (slice(20, 100), slice(40, 120))  # away from borders the shifted views do not cover
     d = depth.numpy()[inner]

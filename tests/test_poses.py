@@ -16,28 +16,38 @@ import pytest
 from conftest import SAMPLE, SAMPLE_GT, textured_rgb, write_jpeg
 
 from photoforge.errors import StageError
+from photoforge.layout import POSES_JSON, SPARSE_DIR, Frames
+from photoforge.metrics import PosesMetrics
 from photoforge.qa.pose_errors import pose_errors, read_strecha_dir
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import ingest, poses
-from photoforge.stages.ingest import IngestParams
-from photoforge.stages.poses import SPARSE_DIR, PosesParams
+from photoforge.stages.ingest import IngestInputs, IngestParams
+from photoforge.stages.poses import PosesInputs, PosesParams
 
 
-def _ingest(capture: Path, out: Path, max_size: int) -> Path:
+def _ingest(capture: Path, out: Path, max_size: int) -> StageResult:
+    """Stage ingest's run into `out`, as the artefact poses reads."""
     out.mkdir()
-    ingest.run(capture, out, IngestParams(max_size=max_size))
-    return out
+    params = IngestParams(max_size=max_size)
+    ingest.run(IngestInputs(capture=capture), out=out, params=params, progress=no_progress)
+    return StageResult(stage="ingest", key="ingest-key", path=str(out), metrics={}, reused=False, seconds=0.0,
+                       compute_seconds=0.0)  # fmt: skip
+
+
+def _poses(frames: StageResult, out: Path, params: PosesParams) -> PosesMetrics:
+    return poses.run(PosesInputs(ingest=frames), out=out, params=params, progress=no_progress)
 
 
 def test_calibrated_photos_register_with_accurate_poses(sample_subset: Path, tmp_path: Path) -> None:
     frames = _ingest(sample_subset, tmp_path / "ingest", max_size=640)
     out = tmp_path / "poses"
     out.mkdir()
-    metrics = poses.run(frames, out, PosesParams(max_features=4096))
-    assert metrics["registered"] == metrics["total"] == 6
-    assert metrics["intrinsics"] == "fixed"
-    assert metrics["mean_reprojection_error_px"] < 1.0
-    assert metrics["points"] > 1000
-    assert metrics["mean_track_length"] > 2.5
+    metrics = _poses(frames, out, PosesParams(max_features=4096))
+    assert metrics.registered == metrics.total == 6
+    assert metrics.intrinsics == "fixed"
+    assert metrics.mean_reprojection_error_px < 1.0
+    assert metrics.points > 1000
+    assert metrics.mean_track_length > 2.5
     sparse = out / SPARSE_DIR
     assert {"cameras.bin", "images.bin", "points3D.bin"} <= {p.name for p in sparse.iterdir()}
     model = pycolmap.Reconstruction(str(sparse))
@@ -48,7 +58,7 @@ def test_calibrated_photos_register_with_accurate_poses(sample_subset: Path, tmp
     assert errors.compared == 6
     assert errors.rotation_median_deg < 0.2
     assert errors.centre_median < 0.02  # metres, after a similarity alignment
-    assert json.loads((out / "poses.json").read_text())["registered"] == 6
+    assert json.loads((out / POSES_JSON).read_text())["registered"] == 6
 
 
 def test_same_photos_give_the_same_model(tmp_path: Path) -> None:
@@ -58,7 +68,7 @@ def test_same_photos_give_the_same_model(tmp_path: Path) -> None:
         frames = _ingest(SAMPLE, tmp_path / f"ingest-{run}", max_size=640)
         out = tmp_path / f"poses-{run}"
         out.mkdir()
-        poses.run(frames, out, PosesParams(max_features=4096))
+        _poses(frames, out, PosesParams(max_features=4096))
         models.append(pycolmap.Reconstruction(str(out / SPARSE_DIR)))
     first, second = models
     assert first.num_points3D() == second.num_points3D()
@@ -70,9 +80,9 @@ def test_free_intrinsics_are_refined(sample_subset: Path, tmp_path: Path) -> Non
     frames = _ingest(sample_subset, tmp_path / "ingest", max_size=480)
     out = tmp_path / "poses"
     out.mkdir()
-    metrics = poses.run(frames, out, PosesParams(max_features=2048, refine_intrinsics="free"))
-    assert metrics["intrinsics"] == "refined"
-    assert metrics["registered"] == 6
+    metrics = _poses(frames, out, PosesParams(max_features=2048, refine_intrinsics="free"))
+    assert metrics.intrinsics == "refined"
+    assert metrics.registered == 6
 
 
 def test_photos_without_overlap_fail_clearly(tmp_path: Path) -> None:
@@ -83,7 +93,7 @@ def test_photos_without_overlap_fail_clearly(tmp_path: Path) -> None:
     out = tmp_path / "poses"
     out.mkdir()
     with pytest.raises(StageError) as info:
-        poses.run(frames, out, PosesParams())
+        _poses(frames, out, PosesParams())
     assert info.value.stage == "poses"
     assert "overlap" in info.value.cause or "left out" in info.value.cause
 
@@ -95,7 +105,7 @@ def test_too_few_registered_frames_names_them(sample_subset: Path, tmp_path: Pat
     out = tmp_path / "poses"
     out.mkdir()
     with pytest.raises(StageError, match=r"6/8 frames registered.*zz_stray1\.jpg, images/zz_stray2\.jpg"):
-        poses.run(frames, out, PosesParams(max_features=2048, min_registered=0.9))
+        _poses(frames, out, PosesParams(max_features=2048, min_registered=0.9))
 
 
 def test_verified_pairs_count_only_pairs_with_inliers(sample_subset: Path, tmp_path: Path) -> None:
@@ -104,21 +114,21 @@ def test_verified_pairs_count_only_pairs_with_inliers(sample_subset: Path, tmp_p
     frames = _ingest(sample_subset, tmp_path / "ingest", max_size=480)
     out = tmp_path / "poses"
     out.mkdir()
-    metrics = poses.run(frames, out, PosesParams(max_features=2048, min_registered=0.5))
+    metrics = _poses(frames, out, PosesParams(max_features=2048, min_registered=0.5))
     with sqlite3.connect(out / "database.db") as db:
         images = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
         with_inliers = db.execute("SELECT COUNT(*) FROM two_view_geometries WHERE rows > 0").fetchone()[0]
         verified = db.execute("SELECT COUNT(*) FROM two_view_geometries").fetchone()[0]
     assert images == 7 and verified == 21  # every pair went through verification
-    assert metrics["verified_pairs"] == with_inliers < images * (images - 1) // 2
+    assert metrics.verified_pairs == with_inliers < images * (images - 1) // 2
     assert with_inliers >= 15  # the six sample photos all overlap
-    assert metrics["left_out"] == ["images/zz_stray.jpg"]
+    assert metrics.left_out == ["images/zz_stray.jpg"]
 
 
 def test_frames_of_another_size_get_their_own_camera(sample_subset: Path, tmp_path: Path) -> None:
     """COLMAP drops a frame whose size differs from its camera's: such a frame gets a camera of its own."""
     write_jpeg(sample_subset / "images" / "zz_other_size.jpg", textured_rgb(201))  # 640x480, not 3:2
-    frames = poses.load_frames(_ingest(sample_subset, tmp_path / "ingest", max_size=480))
+    frames = Frames.read(_ingest(sample_subset, tmp_path / "ingest", max_size=480).dir).kept
     groups = poses.camera_groups(frames, PosesParams())
     assert sorted(len(g.frames) for g in groups) == [1, 6]
     assert {g.name for g in groups} == {"K.txt|480x320", "K.txt|480x360"}
@@ -129,6 +139,7 @@ QUIET_SCRIPT = """
 import json, logging, sys
 from pathlib import Path
 from photoforge.errors import StageError
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import ingest, poses
 
 if sys.argv[3] == "verbose":
@@ -137,11 +148,14 @@ results = {}
 for name in sys.argv[1:3]:
     capture = Path(name)
     (capture.parent / "ingest").mkdir()
-    ingest.run(capture, capture.parent / "ingest", ingest.IngestParams(max_size=480))
+    ingest.run(ingest.IngestInputs(capture=capture), out=capture.parent / "ingest",
+               params=ingest.IngestParams(max_size=480), progress=no_progress)
+    frames = StageResult(stage="ingest", key="k", path=str(capture.parent / "ingest"), metrics={}, reused=False,
+                         seconds=0.0, compute_seconds=0.0)
     (capture.parent / "poses").mkdir()
     try:
-        results[capture.name] = poses.run(capture.parent / "ingest", capture.parent / "poses",
-                                          poses.PosesParams(max_features=2048))["registered"]
+        results[capture.name] = poses.run(poses.PosesInputs(ingest=frames), out=capture.parent / "poses",
+                                          params=poses.PosesParams(max_features=2048), progress=no_progress).registered
     except StageError as exc:
         results[capture.name] = exc.stage
 print(json.dumps(results))

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from photoforge.camera.views import View
+from photoforge.camera.model import Camera, Rigid3
 from photoforge.errors import StageError
+from photoforge.splatting import fit
 from photoforge.splatting import rasterize as rasterize_module
 from photoforge.splatting.data import Capture
+from photoforge.splatting.fit import speed_and_memory
 from photoforge.splatting.gaussians import Splats
 from photoforge.splatting.train import (
     CheckpointError,
@@ -29,8 +31,9 @@ from photoforge.splatting.train import (
     peak_gpu_memory,
     train,
 )
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import splat
-from photoforge.stages.splat import SplatParams, speed_and_memory
+from photoforge.stages.splat import SplatInputs, SplatParams
 
 SIZE = 32
 K = np.array([[40.0, 0, SIZE / 2], [0, 40.0, SIZE / 2], [0, 0, 1]])
@@ -48,9 +51,9 @@ def _splats(n: int = 60, opacity: float = 0.9, seed: int = 0) -> Splats:
     )
 
 
-def _view(index: int) -> View:
+def _view(index: int) -> Camera:
     translation = np.array([0.2 * (index - 1), 0.0, 3.0])
-    return View(index, f"v{index}.png", K.copy(), np.eye(3), translation, SIZE, SIZE, np.zeros(0, np.int64))
+    return Camera(f"v{index}.png", K.copy(), Rigid3(np.eye(3), translation), SIZE, SIZE)
 
 
 def _photo(seed: int) -> np.ndarray:
@@ -58,7 +61,7 @@ def _photo(seed: int) -> np.ndarray:
 
 
 def _train_views(count: int = 3) -> list[TrainView]:
-    return [splat._train_view(_view(i), _photo(i), torch.device("cpu")) for i in range(count)]
+    return [fit.train_view(_view(i), _photo(i), torch.device("cpu")) for i in range(count)]
 
 
 def _no_scores(step: int, params: torch.nn.ParameterDict, sh_degree: int) -> dict[str, float]:
@@ -166,7 +169,7 @@ def _tiny_capture(*_: object) -> Capture:
 
 TINY = SplatParams(
     device="cpu", steps=6, max_size=64, max_gaussians=200, sh_degree=0, init="sparse", eval_every=0,
-    checkpoint_every=0, comparisons=1,
+    checkpoint_every=0, comparisons=1, strategy="default",
 )  # fmt: skip
 
 
@@ -177,17 +180,25 @@ def _out(tmp_path: Path) -> Path:
     return out
 
 
+def _inputs(depth_dir: Path) -> SplatInputs:
+    """A depth artefact at `depth_dir` (key "d" * 16) and no fused cloud: TINY starts from the SfM points."""
+    depth = StageResult(
+        stage="depth", key="d" * 16, path=str(depth_dir), metrics={}, reused=False, seconds=0.0, compute_seconds=0.0
+    )
+    return SplatInputs(depth=depth)
+
+
 def test_training_views_keep_uint8_host_images(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(splat, "load_capture", _tiny_capture)
+    monkeypatch.setattr(fit, "load_capture", _tiny_capture)
     seen: list[TrainView] = []
 
     def spy(initial: Splats, views: list[TrainView], *args: object) -> object:
         seen.extend(views)
         return train(initial, views, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(splat, "train", spy)
-    metrics = splat.run(tmp_path, None, _out(tmp_path), TINY)
-    assert metrics["steps"] == 6 and len(seen) == 3
+    monkeypatch.setattr(fit, "train", spy)
+    metrics = splat.run(_inputs(tmp_path), out=_out(tmp_path), params=TINY, progress=no_progress)
+    assert metrics.steps == 6 and len(seen) == 3
     assert all(v.image.dtype == torch.uint8 and v.image.device.type == "cpu" for v in seen)
     assert seen[0].image.shape == (SIZE, SIZE, 3)
 
@@ -195,8 +206,8 @@ def test_training_views_keep_uint8_host_images(monkeypatch: pytest.MonkeyPatch, 
 def test_out_of_gpu_memory_in_the_final_scoring_is_the_stages_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(splat, "load_capture", _tiny_capture)
-    real_score = splat.score_views
+    monkeypatch.setattr(fit, "load_capture", _tiny_capture)
+    real_score = fit.score_views
     calls: list[int] = []
 
     def score(*args: object, **kwargs: object) -> object:
@@ -205,9 +216,9 @@ def test_out_of_gpu_memory_in_the_final_scoring_is_the_stages_error(
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_score(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(splat, "score_views", score)
+    monkeypatch.setattr(fit, "score_views", score)
     with pytest.raises(StageError, match="out of GPU memory") as caught:
-        splat.run(tmp_path, None, _out(tmp_path), TINY)
+        splat.run(_inputs(tmp_path), out=_out(tmp_path), params=TINY, progress=no_progress)
     assert str(caught.value).startswith("[splat] ") and "lower splat.max_size" in str(caught.value)
     assert len(calls) == 3
 
@@ -215,14 +226,14 @@ def test_out_of_gpu_memory_in_the_final_scoring_is_the_stages_error(
 def test_out_of_gpu_memory_while_preparing_views_is_the_stages_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(splat, "load_capture", _tiny_capture)
+    monkeypatch.setattr(fit, "load_capture", _tiny_capture)
 
     def upload(*_: object) -> TrainView:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(splat, "_train_view", upload)
+    monkeypatch.setattr(fit, "train_view", upload)
     with pytest.raises(StageError, match="out of GPU memory"):
-        splat.run(tmp_path, None, _out(tmp_path), TINY)
+        splat.run(_inputs(tmp_path), out=_out(tmp_path), params=TINY, progress=no_progress)
 
 
 # --- item 6 and 7: checkpoints ---------------------------------------------------------------------
@@ -271,16 +282,16 @@ def test_the_stage_trains_afresh_from_a_foreign_backends_checkpoint(
     """A refused checkpoint is handled as a foreign fingerprint is: a warning, training from the start."""
     from photoforge.store import ArtefactStore
 
-    monkeypatch.setattr(splat, "load_capture", _tiny_capture)
+    monkeypatch.setattr(fit, "load_capture", _tiny_capture)
     store = ArtefactStore(tmp_path / "ws", "t")
-    depth = SimpleNamespace(key="d" * 16, dir=tmp_path)
+    inputs = _inputs(tmp_path)
     params = TINY.model_copy(update={"checkpoint_every": 3, "steps": 6})
-    key = splat.STAGE.key(params, splat.key_inputs(depth, None, params))  # type: ignore[arg-type]
+    key = splat.STAGE.key(inputs, params)
     checkpoint = splat.resume_checkpoint(store, key)
     _saved_checkpoint(checkpoint, _settings(fingerprint=key))
     torch.save({**torch.load(checkpoint, weights_only=True), "backend": "cuda"}, checkpoint)
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        result = splat.execute(store, depth, None, params)  # type: ignore[arg-type]
+        result = splat.STAGE.execute(store, inputs, params)
     assert result.metrics["resumed_from_step"] is None and result.metrics["steps"] == 6
     assert "written by a cuda run" in caplog.text and "training from the start" in caplog.text
 
@@ -360,10 +371,11 @@ def test_device_cuda_with_kernels_that_fail_to_build_is_a_clear_error() -> None:
 def test_the_stage_reports_the_fallback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(splat, "load_capture", _tiny_capture)
+    monkeypatch.setattr(fit, "load_capture", _tiny_capture)
+    auto = TINY.model_copy(update={"device": "auto"})
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        metrics = splat.run(tmp_path, None, _out(tmp_path), TINY.model_copy(update={"device": "auto"}))
-    assert metrics["device"] == "cpu" and "Error building extension" in metrics["device_fallback"]
+        metrics = splat.run(_inputs(tmp_path), out=_out(tmp_path), params=auto, progress=no_progress)
+    assert metrics.device == "cpu" and "Error building extension" in (metrics.device_fallback or "")
     assert "training on the CPU path" in caplog.text
 
 

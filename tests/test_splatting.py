@@ -14,15 +14,18 @@ from plyfile import PlyData
 from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
+from photoforge.layout import CHECKPOINT, SPLAT_JSON
 from photoforge.qa.image_scores import masked_psnr
 from photoforge.qa.pose_errors import read_strecha_dir
 from photoforge.qa.surface_scores import similarity_to_truth
+from photoforge.render.raycast import MeshScene
 from photoforge.splatting import Splats, load_splats, read_splat_ply, render_splats, splat_surface, write_splat_ply
 from photoforge.splatting.data import CAMERAS_JSON, read_cameras
 from photoforge.splatting.ply import property_names
 from photoforge.splatting.rasterize import rasterize, viewmat
+from photoforge.stage import StageResult, no_progress
 from photoforge.stages import splat
-from photoforge.stages.splat import SPLAT_JSON, SplatParams
+from photoforge.stages.splat import SplatInputs, SplatLearningRates, SplatParams
 
 GREY = (0.16, 0.16, 0.16)  # the synthetic capture's backdrop
 # A small CPU run: 160 px, 5k Gaussians growing to 10k, 200 steps, learning rates raised for so few steps.
@@ -32,11 +35,9 @@ TINY = SplatParams(
     max_size=160,
     max_gaussians=10_000,
     sh_degree=1,
+    strategy="default",
     background=GREY,
-    lr_means=8e-4,
-    lr_scales=0.02,
-    lr_opacities=0.1,
-    lr_sh0=0.01,
+    lr=SplatLearningRates(means=8e-4, scales=0.02, opacities=0.1, sh0=0.01),
     eval_every=100,
     checkpoint_every=0,
 )
@@ -44,9 +45,20 @@ TINY = SplatParams(
 MINI = TINY.model_copy(update={"steps": 40, "max_size": 64, "max_gaussians": 2000, "eval_every": 0})
 
 
+def _artefact(stage: str, path: Path) -> StageResult:
+    """An upstream artefact at `path` (run reads only its directory)."""
+    return StageResult(
+        stage=stage, key=f"{stage}-key", path=str(path), metrics={}, reused=False, seconds=0.0, compute_seconds=0.0
+    )
+
+
+def _inputs(dense_run: dict) -> SplatInputs:
+    return SplatInputs(depth=dense_run["depth"], fusion=dense_run["fusion"])
+
+
 @pytest.fixture(scope="module")
 def splat_run(dense_run: dict):  # type: ignore[no-untyped-def]
-    return splat.execute(dense_run["store"], dense_run["depth"], dense_run["fusion"], TINY)
+    return splat.STAGE.execute(dense_run["store"], _inputs(dense_run), TINY)
 
 
 def test_training_raises_held_out_psnr_over_the_initial_splats(splat_run) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +76,7 @@ def test_training_raises_held_out_psnr_over_the_initial_splats(splat_run) -> Non
     for picture in m["comparisons"]:
         assert (splat_run.dir / picture).stat().st_size > 1000
     assert (splat_run.dir / SPLAT_JSON).is_file() and (splat_run.dir / CAMERAS_JSON).is_file()
-    assert not (splat_run.dir / splat.CHECKPOINT).exists()
+    assert not (splat_run.dir / CHECKPOINT).exists()
 
 
 def test_splat_ply_has_the_inria_layout_and_round_trips(splat_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -107,9 +119,7 @@ def test_splat_ply_has_the_inria_layout_and_round_trips(splat_run, tmp_path: Pat
 def test_render_function_reproduces_a_held_out_photo(splat_run, dense_run: dict) -> None:  # type: ignore[no-untyped-def]
     splats = load_splats(splat_run.dir)
     view = read_cameras(splat_run.dir / CAMERAS_JSON)["test"][0]
-    image = render_splats(
-        splats, view.k, view.rotation, view.translation, view.width, view.height, GREY, with_depth=True, device="cpu"
-    )
+    image = render_splats(splats, view, GREY, with_depth=True, device="cpu")
     assert image.rgb.shape == (120, 160, 3) and image.rgb.dtype == np.uint8
     assert 0.25 < (image.alpha > 0.5).mean() < 0.6  # the blob covers about 40% of the frame
     assert image.depth is not None and 2.0 < np.median(image.depth[image.alpha > 0.5]) < 4.0  # cameras at 3.6
@@ -131,9 +141,7 @@ def test_mesh_from_splats_lies_on_the_true_surface(splat_run, synthetic: Synthet
     transform = similarity_to_truth(estimated, true)
     vertices = np.asarray(mesh.vertices) @ transform[:3, :3].T + transform[:3, 3]
     true_mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(true_mesh))
-    distance = scene.compute_distance(o3d.core.Tensor(vertices.astype(np.float32))).numpy()
+    distance = MeshScene(np.asarray(true_mesh.vertices), np.asarray(true_mesh.triangles)).distance(vertices)
     # measured: median 0.6%, 90th percentile 2.5% of the object size
     assert np.median(distance) < 0.012 * synthetic.object_size
     assert np.percentile(distance, 90) < 0.05 * synthetic.object_size
@@ -143,7 +151,7 @@ def test_mesh_from_splats_lies_on_the_true_surface(splat_run, synthetic: Synthet
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(dense_run: dict, tmp_path: Path) -> None:
-    store, depth, fusion = dense_run["store"], dense_run["depth"], dense_run["fusion"]
+    store, inputs = dense_run["store"], _inputs(dense_run)
     params = MINI.model_copy(update={"checkpoint_every": 20, "seed": 3})
 
     def interrupt_at_25(done: int, total: int, message: str = "") -> None:
@@ -151,17 +159,17 @@ def test_interrupted_run_resumes_from_its_checkpoint(dense_run: dict, tmp_path: 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        splat.execute(store, depth, fusion, params, interrupt_at_25)
-    key = splat.STAGE.key(params, splat.key_inputs(depth, fusion, params))
+        splat.STAGE.execute(store, inputs, params, progress=interrupt_at_25)
+    key = splat.STAGE.key(inputs, params)
     checkpoint = splat.resume_checkpoint(store, key)
     assert checkpoint.is_file()
-    resumed = splat.execute(store, depth, fusion, params)
+    resumed = splat.STAGE.execute(store, inputs, params)
     assert resumed.metrics["resumed_from_step"] == 20 and resumed.metrics["steps"] == 40
     assert not checkpoint.exists()
 
     straight = tmp_path / "straight"
     straight.mkdir()
-    splat.run(depth.dir, fusion.dir, straight, params, key=key)
+    splat.train_splats(inputs, out=straight, params=params, progress=no_progress, key=key)
     a, b = load_splats(resumed.dir), load_splats(straight)
     assert len(a) == len(b)
     for name, value in a.as_dict().items():
@@ -169,24 +177,26 @@ def test_interrupted_run_resumes_from_its_checkpoint(dense_run: dict, tmp_path: 
 
 
 def test_a_damaged_checkpoint_is_dropped_not_fatal(dense_run: dict) -> None:
-    store, depth, fusion = dense_run["store"], dense_run["depth"], dense_run["fusion"]
+    store, inputs = dense_run["store"], _inputs(dense_run)
     params = MINI.model_copy(update={"steps": 5, "sh_degree": 0, "seed": 4})
-    key = splat.STAGE.key(params, splat.key_inputs(depth, fusion, params))
+    key = splat.STAGE.key(inputs, params)
     checkpoint = splat.resume_checkpoint(store, key)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.write_bytes(b"not a checkpoint")
-    result = splat.execute(store, depth, fusion, params)
+    result = splat.STAGE.execute(store, inputs, params)
     assert result.metrics["steps"] == 5 and result.metrics["resumed_from_step"] is None
     assert not checkpoint.exists()
 
 
 def test_fused_cloud_is_an_input_only_when_it_seeds_the_gaussians(dense_run: dict) -> None:
     depth, fusion = dense_run["depth"], dense_run["fusion"]
-    assert splat.key_inputs(depth, fusion, TINY) == {"depth": depth.key, "fusion": fusion.key}
+    inputs = SplatInputs(depth=depth, fusion=fusion)
+    assert inputs.used(TINY).key_part() == {"depth": depth.key, "fusion": fusion.key}
     sparse = TINY.model_copy(update={"init": "sparse"})
-    assert splat.key_inputs(depth, None, sparse) == {"depth": depth.key}
+    assert inputs.used(sparse).key_part() == {"depth": depth.key, "fusion": None}
+    assert splat.STAGE.key(inputs, sparse) == splat.STAGE.key(SplatInputs(depth=depth), sparse)
     with pytest.raises(StageError, match=r"splat\.init=sparse"):
-        splat.key_inputs(depth, None, TINY)
+        splat.STAGE.key(SplatInputs(depth=depth), TINY)
 
 
 def test_cpu_training_never_touches_gsplats_cuda_backend() -> None:
@@ -220,16 +230,16 @@ def test_cpu_training_never_touches_gsplats_cuda_backend() -> None:
 
 def test_mcmc_falls_back_to_default_densification_on_cpu(dense_run: dict, tmp_path: Path) -> None:
     params = MINI.model_copy(update={"strategy": "mcmc", "steps": 10, "sh_degree": 0})
-    metrics = splat.run(dense_run["depth"].dir, dense_run["fusion"].dir, tmp_path, params)
-    assert metrics["strategy"] == "default" and metrics["strategy_requested"] == "mcmc"
-    assert any("mcmc" in note for note in metrics["notes"])
+    metrics = splat.run(_inputs(dense_run), out=tmp_path, params=params, progress=no_progress)
+    assert metrics.strategy == "default" and metrics.strategy_requested == "mcmc"
+    assert any("mcmc" in note for note in metrics.notes)
 
 
 def test_time_limit_stops_training_early(dense_run: dict, tmp_path: Path) -> None:
     params = MINI.model_copy(update={"steps": 1000, "time_limit_s": 0.5, "sh_degree": 0})
-    metrics = splat.run(dense_run["depth"].dir, dense_run["fusion"].dir, tmp_path, params)
-    assert metrics["stopped_by"] == "time_limit" and 0 < metrics["steps"] < 1000
-    assert metrics["evaluations"][-1]["step"] == metrics["steps"]
+    metrics = splat.run(_inputs(dense_run), out=tmp_path, params=params, progress=no_progress)
+    assert metrics.stopped_by == "time_limit" and 0 < metrics.steps < 1000
+    assert metrics.evaluations[-1]["step"] == metrics.steps
 
 
 @pytest.mark.parametrize(
@@ -242,15 +252,17 @@ def test_time_limit_stops_training_early(dense_run: dict, tmp_path: Path) -> Non
 )
 def test_a_gpu_sized_config_on_cpu_is_refused_before_any_work(tmp_path: Path, override: dict, named: str) -> None:
     params = TINY.model_copy(update=override)
+    missing = SplatInputs(depth=_artefact("depth", tmp_path / "no-depth"), fusion=_artefact("fusion", tmp_path / "no"))
     with pytest.raises(StageError, match="needs a CUDA GPU") as error:
-        splat.run(tmp_path / "no-depth", tmp_path / "no-fusion", tmp_path, params)
+        splat.run(missing, out=tmp_path, params=params, progress=no_progress)
     assert named in str(error.value) and error.value.stage == "splat"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_device_cuda_without_cuda_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(StageError, match=r"splat.device=cpu"):
-        splat.run(tmp_path, tmp_path, tmp_path, TINY.model_copy(update={"device": "cuda"}))
+        inputs = SplatInputs(depth=_artefact("depth", tmp_path), fusion=_artefact("fusion", tmp_path))
+        splat.run(inputs, out=tmp_path, params=TINY.model_copy(update={"device": "cuda"}), progress=no_progress)
 
 
 def test_cpu_rasterizer_matches_sequential_compositing() -> None:

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from support_stages import demo_stage, execute, key
 
 from photoforge.hashing import file_digest
-from photoforge.stage import Stage, StageParams
+from photoforge.stage import StageParams
 from photoforge.store import ArtefactStore, atomic_dir, is_complete
 
 
@@ -46,7 +47,7 @@ def test_stale_temp_of_dead_process_is_removed(tmp_path: Path) -> None:
 
 
 def test_execute_reuses_complete_artefact_and_recomputes_deleted_one(tmp_path: Path) -> None:
-    stage = Stage("demo", "1")
+    stage = demo_stage(Params)
     store = ArtefactStore(tmp_path / "ws", "cap")
     calls: list[Path] = []
 
@@ -55,22 +56,22 @@ def test_execute_reuses_complete_artefact_and_recomputes_deleted_one(tmp_path: P
         (out / "data.txt").write_text("result")
         return {"summary": "ok"}
 
-    first = stage.execute(store, Params(), {"x": "1"}, compute)
-    second = stage.execute(store, Params(), {"x": "1"}, compute)
+    first = execute(stage, store, Params(), {"x": "1"}, compute)
+    second = execute(stage, store, Params(), {"x": "1"}, compute)
     assert (first.reused, second.reused) == (False, True)
     assert len(calls) == 1
     assert first.path == second.path
     import shutil
 
     shutil.rmtree(first.path)
-    third = stage.execute(store, Params(), {"x": "1"}, compute)
+    third = execute(stage, store, Params(), {"x": "1"}, compute)
     assert not third.reused and len(calls) == 2
-    changed = stage.execute(store, Params(size=4), {"x": "1"}, compute)
+    changed = execute(stage, store, Params(size=4), {"x": "1"}, compute)
     assert not changed.reused and changed.key != first.key
 
 
 def test_failed_compute_leaves_no_complete_artefact(tmp_path: Path) -> None:
-    stage = Stage("demo", "1")
+    stage = demo_stage(Params)
     store = ArtefactStore(tmp_path / "ws", "cap")
 
     def crash(out: Path) -> dict:
@@ -78,17 +79,17 @@ def test_failed_compute_leaves_no_complete_artefact(tmp_path: Path) -> None:
         raise ValueError("boom")
 
     with pytest.raises(ValueError):
-        stage.execute(store, Params(), {}, crash)
-    key = stage.key(Params(), {})
-    assert store.find("demo", key) is None
-    assert not store.stage_dir("demo", key).exists()
+        execute(stage, store, Params(), {}, crash)
+    demo_key = key(stage, Params(), {})
+    assert store.find("demo", demo_key) is None
+    assert not store.stage_dir("demo", demo_key).exists()
 
 
 def test_find_reuses_another_captures_artefact(tmp_path: Path) -> None:
-    stage = Stage("demo", "1")
-    first = stage.execute(ArtefactStore(tmp_path, "a"), Params(), {"x": "1"}, lambda out: {})
+    stage = demo_stage(Params)
+    first = execute(stage, ArtefactStore(tmp_path, "a"), Params(), {"x": "1"}, lambda out: {})
     other = ArtefactStore(tmp_path, "b")
-    again = stage.execute(other, Params(), {"x": "1"}, lambda out: pytest.fail("recomputed"))
+    again = execute(stage, other, Params(), {"x": "1"}, lambda out: pytest.fail("recomputed"))
     assert again.reused and again.path == first.path
 
 
@@ -104,10 +105,11 @@ def test_file_digest_depends_on_content_not_path_or_mtime(tmp_path: Path) -> Non
     assert file_digest(a) != file_digest(b)
 
 
-def test_stage_key_covers_params_version_and_libraries(tmp_path: Path) -> None:
-    base = Stage("demo", "1", ("numpy",)).key(Params(), {"x": "1"})
-    assert Stage("demo", "2", ("numpy",)).key(Params(), {"x": "1"}) != base
-    assert Stage("demo", "1", ("numpy",)).key(Params(size=5), {"x": "1"}) != base
-    assert Stage("demo", "1", ("numpy",)).key(Params(), {"x": "2"}) != base
-    assert Stage("demo", "1", ("numpy", "pillow")).key(Params(), {"x": "1"}) != base
-    assert Stage("demo", "1", ("numpy",)).key(Params(), {"x": "1"}) == base
+def test_stage_key_covers_name_params_and_inputs(tmp_path: Path) -> None:
+    """(The code part of keys: tests/test_code_keys.py.)"""
+    stage = demo_stage(Params)
+    base = key(stage, Params(), {"x": "1"})
+    assert key(demo_stage(Params, name="other"), Params(), {"x": "1"}) != base
+    assert key(stage, Params(size=5), {"x": "1"}) != base
+    assert key(stage, Params(), {"x": "2"}) != base
+    assert key(demo_stage(Params), Params(), {"x": "1"}) == base

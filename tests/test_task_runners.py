@@ -16,8 +16,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.runners import DASK_ADDRESS, view_task_runner
+from photoforge.layout import DEPTH_JSON
 from photoforge.stages import depth as depth_stage
-from photoforge.stages.depth import DEPTH_JSON
 from photoforge.store import ArtefactStore
 from tasks.depth import depth
 
@@ -39,7 +39,7 @@ def _depth_in_flow(runner, dense_run: dict, root: Path, params) -> tuple:  # typ
         from prefect.runtime import flow_run
 
         store = ArtefactStore(root, "synthetic")
-        return depth(store=store, frames=dense_run["frames"], sparse=dense_run["sparse"], params=params), flow_run.id
+        return depth(store=store, ingest=dense_run["frames"], poses=dense_run["sparse"], params=params), flow_run.id
 
     return depth_only()
 
@@ -54,8 +54,10 @@ def test_views_through_thread_pool_and_dask_match_the_serial_library(
     dense_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = dense_run["cfg"].depth.model_copy(update={"max_size": 160, "planes": 16})
-    serial = depth_stage.execute(
-        ArtefactStore(tmp_path / "serial", "synthetic"), dense_run["frames"], dense_run["sparse"], params
+    serial = depth_stage.STAGE.execute(
+        ArtefactStore(tmp_path / "serial", "synthetic"),
+        depth_stage.DepthInputs(ingest=dense_run["frames"], poses=dense_run["sparse"]),
+        params,
     )
     expected = _maps(serial.dir)
     assert len(expected) == 20

@@ -15,10 +15,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from photoforge.layout import POSTER, REPORT_HTML, REPORT_JSON, SHEET, VIDEO
 from photoforge.report.html import SECTIONS
 from photoforge.stages import report, turntable
-from photoforge.stages.report import REPORT_HTML, REPORT_JSON
-from photoforge.stages.turntable import POSTER, SHEET, VIDEO
 
 FRAMES, WIDTH, HEIGHT = 24, 320, 240
 
@@ -27,11 +26,16 @@ FRAMES, WIDTH, HEIGHT = 24, 320, 240
 def shown(asset_run: dict) -> dict:
     store, cfg = asset_run["store"], asset_run["cfg"]
     params = cfg.turntable.model_copy(update={"frames": FRAMES, "width": WIDTH, "height": HEIGHT})
-    video = turntable.execute(store, asset_run["uv"], asset_run["bake"], params)
+    video = turntable.STAGE.execute(
+        store, turntable.TurntableInputs(uv=asset_run["uv"], bake=asset_run["bake"]), params
+    )
     results = {name: asset_run[key] for name, key in (("ingest", "frames"), ("poses", "sparse"), ("depth", "depth"))}
     results |= {name: asset_run[name] for name in ("fusion", "mesh", "uv", "bake", "export")}
     results["turntable"] = video
-    page = report.execute(store, "synthetic", results, "standard", {"uv.texture_size": 1024}, cfg.report)
+    inputs = report.ReportInputs(
+        capture="synthetic", results=results, preset="standard", overrides={"uv.texture_size": 1024}
+    )
+    page = report.STAGE.execute(store, inputs, cfg.report)
     return {"turntable": video, "report": page, "background": np.array(params.background)}
 
 

@@ -14,8 +14,11 @@ from conftest import textured_rgb, write_jpeg
 from PIL import Image
 
 from photoforge.errors import StageError
+from photoforge.layout import FRAMES_DIR, FRAMES_JSON
+from photoforge.metrics import IngestMetrics
+from photoforge.stage import no_progress
 from photoforge.stages import ingest
-from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON, IngestParams
+from photoforge.stages.ingest import IngestInputs, IngestParams
 
 FPS = 10
 FRAMES = 60
@@ -35,16 +38,20 @@ def _write_pan_video(path: Path) -> None:
     writer.close()
 
 
+def _ingest(capture: Path, out: Path, params: IngestParams) -> IngestMetrics:
+    return ingest.run(IngestInputs(capture=capture), out=out, params=params, progress=no_progress)
+
+
 def test_video_frames_are_sharp_and_spread(tmp_path: Path) -> None:
     capture = tmp_path / "cap"
     capture.mkdir()
     _write_pan_video(capture / "clip.MP4")
     out = tmp_path / "out"
     out.mkdir()
-    metrics = ingest.run(capture, out, IngestParams(video_frames=10, duplicate_similarity=0.9999))
+    metrics = _ingest(capture, out, IngestParams(video_frames=10, duplicate_similarity=0.9999))
     records = [r for r in json.loads((out / FRAMES_JSON).read_text())["frames"] if r["kept"]]
     indices = sorted(round(r["time"] * FPS) for r in records)
-    assert metrics["videos"] == 1
+    assert metrics.videos == 1
     assert len(records) == 10
     assert not set(indices) & BLURRED, f"picked blurred frames {sorted(set(indices) & BLURRED)}"
     windows = {i * 10 // FRAMES for i in indices}
@@ -58,7 +65,7 @@ def test_unreadable_video_fails_naming_the_file(tmp_path: Path) -> None:
     bad = capture / "broken.mov"
     bad.write_bytes(b"this is not a video" * 50)
     with pytest.raises(StageError, match="unreadable video") as info:
-        ingest.run(capture, tmp_path, IngestParams())
+        _ingest(capture, tmp_path, IngestParams())
     assert info.value.stage == "ingest" and info.value.path == str(bad)
     assert "--set ingest.on_corrupt=skip" in info.value.cause
 
@@ -78,9 +85,9 @@ def test_corrupt_video_is_skipped_with_a_warning_under_on_corrupt_skip(
     out = tmp_path / "out"
     out.mkdir()
     with caplog.at_level(logging.WARNING, logger="photoforge"):
-        metrics = ingest.run(capture, out, IngestParams(on_corrupt="skip"))
+        metrics = _ingest(capture, out, IngestParams(on_corrupt="skip"))
     records = {r["source"]: r for r in json.loads((out / FRAMES_JSON).read_text())["frames"]}
-    assert metrics["frames_kept"] == 3 and metrics["rejected_corrupt"] == 1
+    assert metrics.frames_kept == 3 and metrics.rejected_corrupt == 1
     assert records["broken.mp4"]["kept"] is False and records["broken.mp4"]["reason"].startswith("corrupt")
     assert "skipping" in caplog.text and "broken.mp4" in caplog.text
 
@@ -94,7 +101,7 @@ def test_video_frames_folder_never_clashes_with_photos(tmp_path: Path) -> None:
     write_jpeg(capture / "clip.mp4" / "000000.jpg", photo)
     out = tmp_path / "out"
     out.mkdir()
-    ingest.run(capture, out, IngestParams(video_frames=60, blur_ratio=0.0, duplicate_similarity=1.0))
+    _ingest(capture, out, IngestParams(video_frames=60, blur_ratio=0.0, duplicate_similarity=1.0))
     records = json.loads((out / FRAMES_JSON).read_text())["frames"]
     frames = [r["frame"] for r in records]
     assert len(records) == 61 and len({f.casefold() for f in frames}) == 61

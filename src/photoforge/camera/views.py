@@ -1,4 +1,4 @@
-"""Registered views of a (pinhole, undistorted) COLMAP model as plain numpy cameras."""
+"""Registered views of a (pinhole, undistorted) COLMAP model: numpy cameras and the sparse points they see."""
 
 from __future__ import annotations
 
@@ -7,52 +7,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import pycolmap
 
+from photoforge.camera.model import Camera, Rigid3
 
-@dataclass
-class View:
+
+@dataclass(frozen=True, eq=False)
+class RegisteredView:
+    """A photo registered in the sparse model: its camera, its place in name order, the points it observes."""
+
     index: int
-    name: str  # image name in the model (relative to the images dir)
-    k: np.ndarray  # 3x3 intrinsics at (width, height)
-    rotation: np.ndarray  # world-to-camera
-    translation: np.ndarray  # world-to-camera
-    width: int
-    height: int
+    camera: Camera
     point_ids: np.ndarray = field(repr=False)  # ids of the sparse points it observes
 
     @property
-    def centre(self) -> np.ndarray:
-        return -self.rotation.T @ self.translation
-
-    def scaled(self, width: int, height: int) -> View:
-        sx, sy = width / self.width, height / self.height
-        k = np.diag([sx, sy, 1.0]) @ self.k
-        return View(self.index, self.name, k, self.rotation, self.translation, width, height, self.point_ids)
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "k": self.k.tolist(),
-            "rotation": self.rotation.tolist(),
-            "translation": self.translation.tolist(),
-            "width": self.width,
-            "height": self.height,
-        }
-
-    @classmethod
-    def from_json(cls, index: int, data: dict) -> View:
-        return cls(
-            index,
-            data["name"],
-            np.array(data["k"]),
-            np.array(data["rotation"]),
-            np.array(data["translation"]),
-            int(data["width"]),
-            int(data["height"]),
-            np.zeros(0, np.int64),
-        )
+    def name(self) -> str:
+        return self.camera.name
 
 
-def load_views(model: pycolmap.Reconstruction) -> tuple[list[View], dict[int, np.ndarray]]:
+def load_views(model: pycolmap.Reconstruction) -> tuple[list[RegisteredView], dict[int, np.ndarray]]:
     """Views in name order, and the sparse points' world positions by id."""
     views = []
     for index, image_id in enumerate(sorted(model.reg_image_ids(), key=lambda i: model.image(i).name)):
@@ -60,28 +31,21 @@ def load_views(model: pycolmap.Reconstruction) -> tuple[list[View], dict[int, np
         camera = model.camera(image.camera_id)
         pose = image.cam_from_world()
         ids = np.array([p.point3D_id for p in image.points2D if p.has_point3D()], np.int64)
-        views.append(
-            View(
-                index,
-                image.name,
-                np.asarray(camera.calibration_matrix(), float),
-                np.asarray(pose.rotation.matrix(), float),
-                np.asarray(pose.translation, float),
-                camera.width,
-                camera.height,
-                ids,
-            )
-        )
+        cam_from_world = Rigid3(np.asarray(pose.rotation.matrix(), float), np.asarray(pose.translation, float))
+        k = np.asarray(camera.calibration_matrix(), float)
+        views.append(RegisteredView(index, Camera(image.name, k, cam_from_world, camera.width, camera.height), ids))
     points = {pid: np.asarray(p.xyz, float) for pid, p in model.points3D.items()}
     return views, points
 
 
-def depth_range(view: View, points: dict[int, np.ndarray], margin: float = 0.15) -> tuple[float, float] | None:
+def depth_range(
+    view: RegisteredView, points: dict[int, np.ndarray], margin: float = 0.15
+) -> tuple[float, float] | None:
     """Robust near/far depths of the sparse points the view sees, widened by a margin."""
     if len(view.point_ids) < 10:
         return None
     xyz = np.stack([points[i] for i in view.point_ids if i in points])
-    depths = (xyz @ view.rotation.T + view.translation)[:, 2]
+    depths = view.camera.cam_from_world.apply(xyz)[:, 2]
     depths = depths[depths > 0]
     if len(depths) < 10:
         return None
@@ -90,7 +54,7 @@ def depth_range(view: View, points: dict[int, np.ndarray], margin: float = 0.15)
 
 
 def rank_neighbours(
-    views: list[View], points: dict[int, np.ndarray], min_angle_deg: float = 1.0
+    views: list[RegisteredView], points: dict[int, np.ndarray], min_angle_deg: float = 1.0
 ) -> dict[int, list[int]]:
     """For each view, every other view that shares points with it, best stereo partner first.
 
@@ -108,8 +72,8 @@ def rank_neighbours(
             if not shared:
                 continue
             xyz = np.stack([points[p] for p in shared if p in points])
-            a = ref.centre - xyz
-            b = src.centre - xyz
+            a = ref.camera.centre - xyz
+            b = src.camera.centre - xyz
             cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
             angles = np.degrees(np.arccos(np.clip(cos, -1, 1)))
             sigma = np.where(angles <= 5.0, 1.0, 10.0)

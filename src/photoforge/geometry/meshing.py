@@ -45,7 +45,7 @@ def tsdf_surface(
     truncation_voxels: float = 4.0,
     min_weight: float = 1.0,
 ) -> o3d.geometry.TriangleMesh:
-    """TSDF fusion of (depth, colour uint8, K, world-to-camera 4x4) frames, marching cubes out.
+    """TSDF fusion of (depth, colour uint8, K, 4x4 cam_from_world) frames, marching cubes out.
 
     open3d's sparse VoxelBlockGrid (tensor API): the legacy ScalableTSDFVolume integrates nothing
     in open3d 0.20 (every extraction came back empty here), and a dense grid would need gigabytes

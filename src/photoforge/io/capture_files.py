@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from photoforge.errors import StageError
+from photoforge.hashing import file_digest
 
 log = logging.getLogger("photoforge")
 
@@ -27,6 +31,32 @@ class CaptureFiles:
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+
+class CaptureFolder(BaseModel):
+    """A capture folder as a stage input: keyed by the content of the files ingest reads, not by its path."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, value: Any) -> Any:
+        """A bare path (the task's `capture` parameter) is a capture folder."""
+        return {"path": str(value)} if isinstance(value, str | Path) else value
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path)
+
+    def cache_key(self) -> dict[str, Any]:
+        """Content digests of every file ingest reads (relative names kept: they name the frames)."""
+        files = scan_capture(self.root, warn=False)
+        sources = [*files.photos, *files.videos]
+        if files.calibration is not None:
+            sources.append(files.calibration)
+        return {"files": {files.relative(p): file_digest(p) for p in sources}}
 
 
 def scan_capture(root: Path, stage: str = "ingest", warn: bool = True) -> CaptureFiles:

@@ -7,16 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+from photoforge.layout import DELIVERABLES, REPORT_HTML, RUN_JSON
 from photoforge.report.html import RUN_PLACEHOLDER
 from photoforge.summary import RunSummary
-
-RUN_JSON = "run.json"
-DELIVERABLES = {
-    "export": ("asset.glb", "asset.obj", "asset.mtl", "albedo.png", "asset.usdz"),
-    "splat": ("splats.ply",),
-    "turntable": ("turntable.mp4", "poster.png", "contact_sheet.png", "splat_turntable.mp4"),
-    "report": ("report.html", "report.json"),
-}
 
 
 def publish(outputs: Path, summary: RunSummary) -> Path:
@@ -42,7 +35,7 @@ def publish(outputs: Path, summary: RunSummary) -> Path:
         ],
     }
     (staging / RUN_JSON).write_text(json.dumps(record, indent=2) + "\n")
-    report = staging / "report.html"
+    report = staging / REPORT_HTML
     if report.is_file():
         report.write_text(report.read_text().replace(RUN_PLACEHOLDER, _run_table(summary)))
     old = outputs.with_name(f".{outputs.name}-old")

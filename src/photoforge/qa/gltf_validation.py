@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+TOOLS = Path(__file__).resolve().parents[3] / "tools"  # src/photoforge/qa/ -> the checkout
 SCRIPT = TOOLS / "validate_gltf.mjs"
 
 

@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
-
-@dataclass(frozen=True)
-class GroundTruthCamera:
-    k: np.ndarray
-    r_cam_to_world: np.ndarray
-    centre: np.ndarray
-    width: int
-    height: int
+from photoforge.camera.model import Camera, Rigid3
 
 
 @dataclass(frozen=True)
@@ -27,22 +20,26 @@ class PoseErrors:
     centre_max: float
 
 
-def read_strecha_camera(path: Path) -> GroundTruthCamera:
-    """K (3 rows), distortion (1 row), R camera-to-world (3 rows), centre C (1 row), size (1 row)."""
+def read_strecha_camera(path: Path) -> Camera:
+    """K (3 rows), distortion (1 row), R camera-to-world (3 rows), centre C (1 row), size (1 row).
+
+    The camera's name is the file's, less `.camera`; its centre is C exactly as written.
+    """
     rows = [list(map(float, line.split())) for line in path.read_text().splitlines() if line.strip()]
     k = np.array(rows[0:3])
     r = np.array(rows[4:7])
     centre = np.array(rows[7])
     width, height = (int(v) for v in rows[8][:2])
-    return GroundTruthCamera(k, r, centre, width, height)
+    cam_from_world = Rigid3(r, centre).inverse()  # the file holds world_from_cam
+    return Camera(path.name.removesuffix(".camera"), k, cam_from_world, width, height)
 
 
-def read_strecha_dir(gt_dir: Path) -> dict[str, GroundTruthCamera]:
+def read_strecha_dir(gt_dir: Path) -> dict[str, Camera]:
     """{image file name: camera} from NAME.camera files."""
     return {p.name.removesuffix(".camera"): read_strecha_camera(p) for p in sorted(gt_dir.glob("*.camera"))}
 
 
-def pose_errors(model: pycolmap.Reconstruction, truth: dict[str, GroundTruthCamera]) -> PoseErrors:
+def pose_errors(model: pycolmap.Reconstruction, truth: dict[str, Camera]) -> PoseErrors:
     """Pairwise relative-rotation error and camera-centre error after a similarity alignment."""
     names, r_est, c_est, r_gt, c_gt = [], [], [], [], []
     for image_id in model.reg_image_ids():
@@ -52,10 +49,9 @@ def pose_errors(model: pycolmap.Reconstruction, truth: dict[str, GroundTruthCame
         if gt is None:
             continue
         names.append(image.name)
-        world_to_cam = image.cam_from_world().rotation.matrix()
-        r_est.append(world_to_cam.T)  # camera-to-world
+        r_est.append(image.cam_from_world().rotation.matrix().T)  # world_from_cam
         c_est.append(image.projection_center())
-        r_gt.append(gt.r_cam_to_world)
+        r_gt.append(gt.world_from_cam.rotation)
         c_gt.append(gt.centre)
     if len(names) < 3:
         raise ValueError(f"need 3 registered images with ground truth, have {len(names)}")

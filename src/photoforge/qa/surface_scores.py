@@ -1,4 +1,4 @@
-"""Reconstruction accuracy against a ground-truth mesh: distances and F-score (open3d)."""
+"""Reconstruction accuracy against a ground-truth mesh: distances and F-score (open3d, photoforge.render)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 import pycolmap
+
+from photoforge.render.raycast import MeshScene
 
 
 @dataclass(frozen=True)
@@ -32,25 +34,19 @@ def observed_surface_samples(
     samples = np.asarray(sampled.points)
     normals = np.asarray(sampled.normals)
     cos_limit = np.cos(np.radians(max_incidence_deg))
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
+    scene = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles))
     seen = np.zeros(len(samples), np.int32)
     for centre in centres:
         direction = samples - centre
-        distance = np.linalg.norm(direction, axis=1)
-        rays = np.concatenate([np.broadcast_to(centre, samples.shape), direction / distance[:, None]], axis=1)
-        t_hit = scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
-        facing = np.abs(np.sum(normals * direction, axis=1)) / distance >= cos_limit
-        seen += (t_hit >= distance * (1 - 1e-4) - 1e-4) & facing
+        facing = np.abs(np.sum(normals * direction, axis=1)) / np.linalg.norm(direction, axis=1) >= cos_limit
+        seen += scene.visible(centre, samples, tolerance=1e-4, relative=1e-4) & facing
     return samples[seen >= min_views]
 
 
 def surface_scores(
     points: np.ndarray, mesh: o3d.geometry.TriangleMesh, samples: np.ndarray, threshold: float
 ) -> SurfaceScores:
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
-    to_surface = scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()
+    to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
     reconstruction = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     truth = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(samples.astype(np.float64)))
     to_reconstruction = np.asarray(truth.compute_point_cloud_distance(reconstruction))

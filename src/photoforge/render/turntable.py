@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photoforge.camera.model import Camera, Rigid3
 from photoforge.render.raycast import MeshScene, sample_texture, shade
 
 
@@ -27,8 +28,8 @@ class Orbit:
     ambient: float
 
 
-def orbit_cameras(vertices: np.ndarray, orbit: Orbit) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(K, R world-to-camera, t) per frame, looking at the median vertex from outside the bulk's sphere."""
+def orbit_cameras(vertices: np.ndarray, orbit: Orbit) -> Iterator[Camera]:
+    """One camera per frame, looking at the median vertex from outside the bulk's sphere."""
     # Frame the bulk of the surface: a stray strip of ground should not shrink the object to a speck.
     centre = np.median(vertices, axis=0)
     radius = float(np.percentile(np.linalg.norm(vertices - centre, axis=1), 97))
@@ -48,7 +49,7 @@ def orbit_cameras(vertices: np.ndarray, orbit: Orbit) -> Iterator[tuple[np.ndarr
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
         rotation = np.stack([right, down, forward])
-        yield k, rotation, -rotation @ eye
+        yield Camera(f"frame_{i:04d}", k, Rigid3(rotation, -rotation @ eye), orbit.width, orbit.height)
 
 
 def render_frames(
@@ -57,8 +58,8 @@ def render_frames(
     """RGB uint8 frames of the orbit."""
     scene = MeshScene(vertices, faces)
     light_camera = np.asarray(orbit.key_light, float)
-    for k, rotation, translation in orbit_cameras(vertices, orbit):
-        hits = scene.cast(k, rotation, translation, orbit.width, orbit.height)
+    for camera in orbit_cameras(vertices, orbit):
+        hits = scene.cast(camera)
         albedo = sample_texture(hits, face_uvs, texture).astype(np.float32)
         # the key light moves with the camera: its direction in world coordinates is R^T l
-        yield shade(hits, rotation.T @ light_camera, albedo, orbit.ambient, orbit.background)
+        yield shade(hits, camera.world_from_cam.rotation @ light_camera, albedo, orbit.ambient, orbit.background)

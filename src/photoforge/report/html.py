@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+
+from photoforge.layout import SPLAT_VIDEO, VIDEO
 
 SECTIONS = (
     ("verdict", "Verdict"),
@@ -30,6 +31,8 @@ RUN_PLACEHOLDER = "<!--photoforge:this-run-->"
 
 def image_data_uri(path: Path, max_width: int = 960) -> str:
     """A JPEG data URI of an image file, downscaled to max_width."""
+    import cv2  # when a report is written, not when outputs are published
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(path)
@@ -119,9 +122,9 @@ def _section(key: str, r: dict[str, Any]) -> str:
     if key == "versions":
         return _table(sorted(r["versions"].items()))
     if key == "turntable":
-        video = '<video src="turntable.mp4" controls loop muted playsinline></video>'
+        video = f'<video src="{VIDEO}" controls loop muted playsinline></video>'
         if "splat" in r:
-            video += '<video src="splat_turntable.mp4" controls loop muted playsinline></video>'
+            video += f'<video src="{SPLAT_VIDEO}" controls loop muted playsinline></video>'
         return video + _table(sorted(r["turntable"].items()))
     if key == "evaluation":
         rows = [

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pycolmap
 
-from photoforge.camera.views import View, load_views
+from photoforge.camera.model import Camera
+from photoforge.camera.views import load_views
 from photoforge.io.images import read_rgb, resize_longest
 
 CAMERAS_JSON = "cameras.json"
@@ -21,8 +22,8 @@ CAMERAS_JSON = "cameras.json"
 
 @dataclass
 class Capture:
-    train: list[View]  # cameras at training resolution
-    test: list[View]
+    train: list[Camera]  # at training resolution
+    test: list[Camera]
     train_images: list[np.ndarray]  # H x W x 3 uint8
     test_images: list[np.ndarray]
     points_xyz: np.ndarray  # sparse SfM points (for init "sparse")
@@ -43,7 +44,7 @@ def load_capture(images_dir: Path, sparse_dir: Path, max_size: int, hold_out_eve
     capture = Capture([], [], [], [], np.zeros((0, 3)), np.zeros((0, 3), np.uint8))
     for view, test in zip(views, split, strict=True):
         rgb = resize_longest(read_rgb(images_dir / view.name, stage, "undistorted image"), max_size)
-        scaled = view.scaled(rgb.shape[1], rgb.shape[0])
+        scaled = view.camera.scaled(rgb.shape[1], rgb.shape[0])
         (capture.test if test else capture.train).append(scaled)
         (capture.test_images if test else capture.train_images).append(rgb)
     if model.points3D:
@@ -52,17 +53,17 @@ def load_capture(images_dir: Path, sparse_dir: Path, max_size: int, hold_out_eve
     return capture
 
 
-def scene_scale(views: list[View]) -> float:
+def scene_scale(views: list[Camera]) -> float:
     """gsplat's scene scale: 1.1 x the largest camera distance from the cameras' mean centre."""
     centres = np.array([v.centre for v in views])
     return 1.1 * float(np.max(np.linalg.norm(centres - centres.mean(axis=0), axis=1))) or 1.0
 
 
-def write_cameras(path: Path, train: list[View], test: list[View]) -> None:
+def write_cameras(path: Path, train: list[Camera], test: list[Camera]) -> None:
     data = {"train": [v.to_json() for v in train], "test": [v.to_json() for v in test]}
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def read_cameras(path: Path) -> dict[str, list[View]]:
+def read_cameras(path: Path) -> dict[str, list[Camera]]:
     data = json.loads(path.read_text())
-    return {part: [View.from_json(i, v) for i, v in enumerate(data[part])] for part in ("train", "test")}
+    return {part: [Camera.from_json(v) for v in data[part]] for part in ("train", "test")}

@@ -18,19 +18,19 @@ from photoforge.qa.image_scores import masked_psnr, masked_ssim
 from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize
 
 if TYPE_CHECKING:
-    from photoforge.camera.views import View
+    from photoforge.camera.model import Camera
 
 
 def render_rgb(
     params: Mapping[str, torch.Tensor],
-    view: View,
+    view: Camera,
     sh_degree: int,
     backend: Backend,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> np.ndarray:
     """H x W x 3 uint8 render of the Gaussians from a view."""
     device = params["means"].device
-    view_t, k = camera_tensors(view.k, view.rotation, view.translation, device)
+    view_t, k = camera_tensors(view, device)
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     out = rasterize(params, view_t, k, view.width, view.height, sh_degree, bg, "RGB", backend)
     return (out.colors.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
@@ -38,7 +38,7 @@ def render_rgb(
 
 def score_views(
     params: Mapping[str, torch.Tensor],
-    views: list[View],
+    views: list[Camera],
     photos: list[np.ndarray],
     sh_degree: int,
     backend: Backend,

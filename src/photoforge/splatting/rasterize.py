@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+
+from photoforge.camera.model import Camera
 
 Backend = Literal["cuda", "cpu"]
 RenderMode = Literal["RGB", "RGB+ED", "ED"]
@@ -70,17 +71,15 @@ def _gsplat_kernels_problem() -> str | None:
     return None
 
 
-def camera_tensors(
-    k: np.ndarray, rotation: np.ndarray, translation: np.ndarray, device: torch.device | str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(4x4 world-to-camera, 3x3 K) float32 tensors of a pinhole camera (R, t world-to-camera)."""
-    rotation_t = torch.as_tensor(rotation, dtype=torch.float32, device=device)
-    translation_t = torch.as_tensor(translation, dtype=torch.float32, device=device)
-    return viewmat(rotation_t, translation_t), torch.as_tensor(k, dtype=torch.float32, device=device)
+def camera_tensors(camera: Camera, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(4x4 cam_from_world, 3x3 K) float32 tensors of a camera, as gsplat takes them."""
+    rotation_t = torch.as_tensor(camera.cam_from_world.rotation, dtype=torch.float32, device=device)
+    translation_t = torch.as_tensor(camera.cam_from_world.translation, dtype=torch.float32, device=device)
+    return viewmat(rotation_t, translation_t), torch.as_tensor(camera.k, dtype=torch.float32, device=device)
 
 
 def viewmat(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """4x4 world-to-camera matrix from R, t (OpenCV axes, as COLMAP and gsplat use)."""
+    """4x4 cam_from_world matrix from its rotation and translation (OpenCV axes, as COLMAP and gsplat use)."""
     out = torch.eye(4, dtype=torch.float32, device=rotation.device)
     out[:3, :3] = rotation
     out[:3, 3] = translation
@@ -98,7 +97,7 @@ def rasterize(
     render_mode: RenderMode = "RGB",
     backend: Backend = "cpu",
 ) -> Rendered:
-    """Render raw parameters (gsplat layout) from one camera: 4x4 world-to-camera `view`, 3x3 `k`.
+    """Render raw parameters (gsplat layout) from one camera: 4x4 cam_from_world `view`, 3x3 `k`.
 
     Colours come out in [0, 1] (not clamped above), the background blended in where alpha < 1.
     """

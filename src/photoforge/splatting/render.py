@@ -1,4 +1,4 @@
-"""Render splats from any pinhole camera: what the turntable (orbit) and the mesh-from-splats use."""
+"""Render splats from any camera: what the turntable (orbit) and the mesh-from-splats use."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from photoforge.camera.model import Camera
 from photoforge.splatting.gaussians import Splats
 from photoforge.splatting.ply import read_splat_ply
 from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize, resolve_backend
@@ -31,16 +32,12 @@ def load_splats(path: Path) -> Splats:
 @torch.no_grad()
 def render_splats(
     splats: Splats,
-    k: np.ndarray,
-    rotation: np.ndarray,
-    translation: np.ndarray,
-    width: int,
-    height: int,
+    camera: Camera,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     with_depth: bool = False,
     device: Literal["auto", "cuda", "cpu"] = "auto",
 ) -> SplatImage:
-    """One view: K (3x3, COLMAP pixel convention), world-to-camera R (3x3) and t (3), size in px.
+    """What `camera` sees of the splats, at the camera's size.
 
     Uses every SH band the splats have. `device` auto renders on CUDA when gsplat can, else on CPU
     (fine for small splats and frames; a million Gaussians at 1080p wants the GPU).
@@ -48,10 +45,10 @@ def render_splats(
     backend: Backend = resolve_backend(device)
     torch_device = "cuda" if backend == "cuda" else "cpu"
     splats = splats.on(torch_device)  # moved once, then reused for every frame of these splats
-    view, k_t = camera_tensors(k, rotation, translation, torch_device)
+    view, k_t = camera_tensors(camera, torch_device)
     bg = torch.tensor(background, dtype=torch.float32, device=torch_device)
     mode = "RGB+ED" if with_depth else "RGB"
-    out = rasterize(splats.as_dict(), view, k_t, width, height, splats.sh_degree, bg, mode, backend)
+    out = rasterize(splats.as_dict(), view, k_t, camera.width, camera.height, splats.sh_degree, bg, mode, backend)
     colors = out.colors.float().cpu().numpy()
     alpha = out.alphas[..., 0].float().cpu().numpy()
     rgb = (np.clip(colors[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)

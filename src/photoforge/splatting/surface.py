@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import open3d as o3d
 
-from photoforge.camera.views import View
+from photoforge.camera.model import Camera
 from photoforge.errors import StageError
 from photoforge.geometry.meshing import tsdf_surface
 from photoforge.splatting.data import CAMERAS_JSON, read_cameras
@@ -58,7 +58,7 @@ def splat_surface(
 
 def surface_from_splats(
     splats: Splats,
-    views: list[View],
+    views: list[Camera],
     voxel_size: float | None = None,
     voxel_px: float = 2.0,
     alpha_min: float = 0.5,
@@ -70,14 +70,10 @@ def surface_from_splats(
     frames = []
     footprints = []
     for done, view in enumerate(views):
-        image = render_splats(
-            splats, view.k, view.rotation, view.translation, view.width, view.height, with_depth=True, device=device
-        )
+        image = render_splats(splats, view, with_depth=True, device=device)
         assert image.depth is not None
         depth = np.where(image.alpha >= alpha_min, image.depth, 0).astype(np.float32)
-        extrinsic = np.eye(4)
-        extrinsic[:3, :3], extrinsic[:3, 3] = view.rotation, view.translation
-        frames.append((depth, image.rgb, view.k, extrinsic))
+        frames.append((depth, image.rgb, view.k, view.cam_from_world.matrix()))
         valid = depth[depth > 0]
         if len(valid):
             footprints.append(float(np.median(valid)) / float(view.k[0, 0]))

@@ -33,10 +33,11 @@ import torch
 from gsplat.strategy import DefaultStrategy, MCMCStrategy
 from gsplat.strategy.ops import remove, reset_opa
 
+from photoforge.camera.model import Camera
 from photoforge.errors import StageError
 from photoforge.splatting.gaussians import PARAM_KEYS, Splats
 from photoforge.splatting.losses import photometric_loss
-from photoforge.splatting.rasterize import Backend, rasterize
+from photoforge.splatting.rasterize import Backend, camera_tensors, rasterize
 
 if TYPE_CHECKING:
     from photoforge.stage import Progress
@@ -116,9 +117,15 @@ class Schedule:
 
 @dataclass
 class TrainView:
-    view: torch.Tensor  # 4x4 world-to-camera
-    k: torch.Tensor  # 3x3
+    """A training photo and its camera, whose tensors are made once on the training device."""
+
+    camera: Camera  # at the image's size
     image: torch.Tensor  # H x W x 3 uint8 on the host (pinned on CUDA), uploaded per step; float [0, 1] works too
+    device: torch.device | str  # the training device
+    tensors: tuple[torch.Tensor, torch.Tensor] = field(init=False, repr=False)  # (4x4 cam_from_world, K)
+
+    def __post_init__(self) -> None:
+        self.tensors = camera_tensors(self.camera, self.device)
 
     @property
     def width(self) -> int:
@@ -220,9 +227,7 @@ def train(
         target = views[_view_index(step, len(views), settings.seed)]
         sh_degree = min(step // schedule.sh_interval, settings.sh_degree)
         image = _upload(target.image, device)
-        out = rasterize(
-            params, target.view, target.k, target.width, target.height, sh_degree, background, "RGB", backend
-        )
+        out = rasterize(params, *target.tensors, target.width, target.height, sh_degree, background, "RGB", backend)
         strategy.step_pre_backward(params, optimizers, state, step, out.info)
         loss = photometric_loss(out.colors, image, settings.ssim_lambda)
         if strategy_name == "mcmc":

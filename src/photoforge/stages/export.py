@@ -10,20 +10,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.io.asset_writers import textured_trimesh, write_glb, write_obj, write_usdz
+from photoforge.layout import ALBEDO_PNG, ASSET_GLB, ASSET_OBJ, ASSET_USDZ, UVMesh
+from photoforge.metrics import BakeMetrics, ExportMetrics, GltfValidation, MeshMetrics
 from photoforge.qa import gltf_validation
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.bake import ALBEDO_PNG
-from photoforge.stages.uv import load_uv_mesh
-from photoforge.store import ArtefactStore, read_manifest
-
-STAGE = Stage("export", version="2", libraries=("trimesh", "usd-core", "pillow"))
-ASSET = "asset"
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
 log = logging.getLogger("photoforge")
 
@@ -35,68 +29,64 @@ class ExportParams(StageParams):
     validate_gltf: bool = Field(True, description="run the Khronos glTF-Validator on the GLB (needs node)")
 
 
-def key_inputs(mesh: StageResult, uv: StageResult, bake: StageResult) -> dict[str, Any]:
-    return {"mesh": mesh.key, "uv": uv.key, "bake": bake.key}
+class ExportInputs(StageInputs):
+    mesh: StageResult
+    uv: StageResult
+    bake: StageResult
 
 
-def execute(
-    store: ArtefactStore,
-    mesh: StageResult,
-    uv: StageResult,
-    bake: StageResult,
-    params: ExportParams,
-    progress: Progress = no_progress,
-) -> StageResult:
-    return STAGE.execute(
-        store, params, key_inputs(mesh, uv, bake), lambda out: run(mesh.dir, uv.dir, bake.dir, out, params, progress)
-    )
+def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Progress) -> ExportMetrics:
+    from photoforge.io.asset_writers import textured_trimesh, write_glb, write_obj, write_usdz  # trimesh, usd
 
-
-def run(
-    mesh_dir: Path, uv_dir: Path, bake_dir: Path, out: Path, params: ExportParams, progress: Progress = no_progress
-) -> dict[str, Any]:
-    vertices, faces, uvs, _ = load_uv_mesh(uv_dir)
-    texture = out / "albedo.png"  # the name the OBJ's MTL and the USDZ refer to
-    shutil.copyfile(bake_dir / ALBEDO_PNG, texture)
-    mesh = textured_trimesh(vertices, faces, uvs, texture)
+    uv = UVMesh.read(inputs.uv.dir)
+    texture = out / ALBEDO_PNG  # the name the OBJ's MTL and the USDZ refer to
+    shutil.copyfile(inputs.bake.dir / ALBEDO_PNG, texture)
+    mesh = textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture)
     files: list[Path] = [texture]
-    validation: dict[str, Any] = {"available": False, "reason": "GLB not exported"}
+    validation = GltfValidation(available=False, reason="GLB not exported")
     steps = sum([params.glb, params.obj, params.usdz])
     try:
         if params.glb:
-            write_glb(mesh, out / f"{ASSET}.glb")
-            files.append(out / f"{ASSET}.glb")
-            if params.validate_gltf:
-                validation = gltf_validation.validate(out / f"{ASSET}.glb")
-                if not validation["available"]:
-                    log.warning("export: the GLB was not validated: %s", validation["reason"])
-            else:
-                validation = {"available": False, "reason": "export.validate_gltf is false"}
+            write_glb(mesh, out / ASSET_GLB)
+            files.append(out / ASSET_GLB)
+            validation = _validate(out / ASSET_GLB, params)
             progress(1, steps, "GLB")
         if params.obj:
-            files += write_obj(mesh, out / f"{ASSET}.obj")
+            files += write_obj(mesh, out / ASSET_OBJ)
             progress(2, steps, "OBJ")
         if params.usdz:
-            write_usdz(vertices, faces, uvs, texture, out / f"{ASSET}.usdz")
-            files.append(out / f"{ASSET}.usdz")
+            write_usdz(uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_USDZ)
+            files.append(out / ASSET_USDZ)
             progress(steps, steps, "USDZ")
     except (OSError, RuntimeError, ValueError) as exc:
         raise StageError("export", f"writing the asset failed: {exc}", out) from exc
-    if validation.get("available") and validation.get("errors", 0) != 0:
-        raise StageError("export", f"glTF-Validator found errors: {validation.get('messages')}", out / f"{ASSET}.glb")
-    mesh_metrics = read_manifest(mesh_dir).get("metrics", {})
-    bake_metrics = read_manifest(bake_dir).get("metrics", {})
+    if validation.available and validation.errors != 0:
+        raise StageError("export", f"glTF-Validator found errors: {validation.messages}", out / ASSET_GLB)
+    surface = inputs.mesh.metrics_as(MeshMetrics)
     sizes = {f.name: f.stat().st_size for f in files}
     kinds = [k.upper() for k, on in (("glb", params.glb), ("obj", params.obj), ("usdz", params.usdz)) if on]
-    checked = f"{validation['errors']} glTF errors" if validation.get("available") else "glTF NOT validated"
-    return {
-        "files": sizes,
-        "faces": len(faces),
-        "vertices": len(vertices),
-        "watertight": mesh_metrics.get("watertight"),
-        "manifold": mesh_metrics.get("manifold"),
-        "texture_coverage": bake_metrics.get("coverage"),
-        "units": "sfm",
-        "gltf_validator": validation,
-        "summary": f"{', '.join(kinds)} ({checked}), {sum(sizes.values()) / 1e6:.1f} MB",
-    }
+    checked = f"{validation.errors} glTF errors" if validation.available else "glTF NOT validated"
+    return ExportMetrics(
+        files=sizes,
+        faces=len(uv.faces),
+        vertices=len(uv.vertices),
+        watertight=surface.watertight,
+        manifold=surface.manifold,
+        texture_coverage=inputs.bake.metrics_as(BakeMetrics).coverage,
+        units="sfm",
+        gltf_validator=validation,
+        summary=f"{', '.join(kinds)} ({checked}), {sum(sizes.values()) / 1e6:.1f} MB",
+    )
+
+
+def _validate(glb: Path, params: ExportParams) -> GltfValidation:
+    """The validator's answer on the GLB; when it is not run, why."""
+    if not params.validate_gltf:
+        return GltfValidation(available=False, reason="export.validate_gltf is false")
+    validation = GltfValidation.model_validate(gltf_validation.validate(glb))
+    if not validation.available:
+        log.warning("export: the GLB was not validated: %s", validation.reason)
+    return validation
+
+
+STAGE = Stage("export", inputs=ExportInputs, params=ExportParams, metrics=ExportMetrics, run=run)

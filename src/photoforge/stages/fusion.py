@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
 from pydantic import Field
 
-from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.geometry.mvs.depthmaps import load_view
-from photoforge.geometry.mvs.fusion import ConsistencySettings, DepthView, fuse
-from photoforge.geometry.pointcloud import clean, from_open3d, to_open3d, write_ply
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.depth import load_depth_views
-from photoforge.store import ArtefactStore
+from photoforge.layout import FUSED_PLY, DepthViewRecord, DepthViews
+from photoforge.metrics import FusionMetrics
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
-STAGE = Stage("fusion", version="1", libraries=("open3d", "plyfile", "torch", "numpy"))
-FUSED_PLY = "fused.ply"
+if TYPE_CHECKING:
+    from photoforge.geometry.mvs.fusion import DepthView
 
 
 class FusionParams(StageParams):
@@ -33,24 +27,28 @@ class FusionParams(StageParams):
     outlier_std_ratio: float = Field(2.0, gt=0.0, description="statistical outlier removal threshold")
 
 
-def key_inputs(depth: StageResult) -> dict[str, Any]:
-    return {"depth": depth.key}
+class FusionInputs(StageInputs):
+    depth: StageResult
 
 
-def execute(
-    store: ArtefactStore, depth: StageResult, params: FusionParams, progress: Progress = no_progress
-) -> StageResult:
-    return STAGE.execute(store, params, key_inputs(depth), lambda out: run(depth.dir, out, params, progress))
+def run(inputs: FusionInputs, *, out: Path, params: FusionParams, progress: Progress) -> FusionMetrics:
+    import numpy as np  # the stage's libraries load when it runs, not when presets or keys are read
+    import torch
 
+    from photoforge.camera.model import Camera
+    from photoforge.geometry.mvs.depthmaps import load_view
+    from photoforge.geometry.mvs.fusion import ConsistencySettings, DepthView, fuse
+    from photoforge.geometry.pointcloud import clean, from_open3d, to_open3d, write_ply
 
-def run(depth_dir: Path, out: Path, params: FusionParams, progress: Progress = no_progress) -> dict[str, Any]:
-    records = load_depth_views(depth_dir)
+    depth_dir = inputs.depth.dir
+    records = DepthViews.read(depth_dir).usable
     if not records:
         raise StageError("fusion", "the depth artefact has no usable view", depth_dir)
     views = []
-    for index, record in enumerate(records):
-        maps = load_view(depth_dir / record["map"])
-        camera = View.from_json(index, record["camera"])
+    for record in records:
+        assert record.map is not None and record.camera is not None  # a usable view has both
+        maps = load_view(depth_dir / record.map)
+        camera = Camera.from_json(record.camera)
         views.append(
             DepthView(
                 camera,
@@ -80,22 +78,22 @@ def run(depth_dir: Path, out: Path, params: FusionParams, progress: Progress = n
         raise StageError("fusion", "clean-up removed every point", depth_dir)
     write_ply(out / FUSED_PLY, xyz, rgb, normals)
     views_with_points = sum(1 for c in fused.per_view if c > 0)
-    return {
-        "points": len(xyz),
-        "points_before_cleanup": raw_points,
-        "views": len(views),
-        "views_contributing": views_with_points,
-        "extent": np.round(xyz.max(axis=0) - xyz.min(axis=0), 4).tolist(),
-        "summary": f"{len(xyz)} points from {views_with_points}/{len(views)} views",
-    }
+    return FusionMetrics(
+        points=len(xyz),
+        points_before_cleanup=raw_points,
+        views=len(views),
+        views_contributing=views_with_points,
+        extent=np.round(xyz.max(axis=0) - xyz.min(axis=0), 4).tolist(),
+        summary=f"{len(xyz)} points from {views_with_points}/{len(views)} views",
+    )
 
 
-def _partners(records: list[dict[str, Any]], limit: int) -> dict[int, list[int]]:
+def _partners(records: list[DepthViewRecord], limit: int) -> dict[int, list[int]]:
     """Each view is checked against the views it overlaps most, and those that overlap it."""
-    index = {r["name"]: i for i, r in enumerate(records)}
+    index = {r.name: i for i, r in enumerate(records)}
     partners: dict[int, set[int]] = {i: set() for i in range(len(records))}
     for i, record in enumerate(records):
-        for name in record["overlapping"][:limit]:
+        for name in record.overlapping[:limit]:
             j = index.get(name)
             if j is not None and j != i:
                 partners[i].add(j)
@@ -105,6 +103,8 @@ def _partners(records: list[dict[str, Any]], limit: int) -> dict[int, list[int]]
 
 def _voxel_size(views: list[DepthView], pixels: float) -> float:
     """A pixel's footprint at the median depth, in scene units: scale-free voxel sizes."""
+    import numpy as np
+
     if pixels <= 0:
         return 0.0
     footprints = []
@@ -113,3 +113,6 @@ def _voxel_size(views: list[DepthView], pixels: float) -> float:
         if len(depth):
             footprints.append(float(depth.median()) / float(view.camera.k[0, 0]))
     return pixels * float(np.median(footprints)) if footprints else 0.0
+
+
+STAGE = Stage("fusion", inputs=FusionInputs, params=FusionParams, metrics=FusionMetrics, run=run)

@@ -6,31 +6,17 @@ The mesh is written in the asset frame (Y up from the cameras, centred, cameras 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
-import open3d as o3d
 from pydantic import Field
 
-from photoforge.camera.views import View
 from photoforge.errors import StageError
-from photoforge.geometry import meshing
-from photoforge.geometry.mvs.depthmaps import load_view
-from photoforge.geometry.pointcloud import read_ply, to_open3d
-from photoforge.splatting.rasterize import CpuRasterizerOverflow
-from photoforge.splatting.surface import splat_surface
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.depth import load_depth_views
-from photoforge.stages.fusion import FUSED_PLY
-from photoforge.store import ArtefactStore, write_json
-
-STAGE = Stage("mesh", version="2", libraries=("open3d", "pymeshlab", "numpy"))
-MESH_PLY = "mesh.ply"
-TRANSFORM_JSON = "asset_transform.json"
-MIN_POINTS = 100
+from photoforge.layout import FUSED_PLY, MESH_PLY, TRANSFORM_JSON, DepthViews
+from photoforge.metrics import MeshMetrics
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.store import write_json
 
 log = logging.getLogger("photoforge")
 
@@ -40,7 +26,7 @@ class MeshParams(StageParams):
         "classical", description="classical: from the fused cloud or depth maps (method); splats: TSDF of splat renders"
     )
     method: Literal["poisson", "tsdf"] = Field("poisson", description="surface from the fused cloud, or TSDF")
-    poisson_depth: int = Field(9, ge=5, le=13, description="Poisson octree depth (detail vs time)")
+    poisson_depth: int = Field(10, ge=5, le=13, description="Poisson octree depth (detail vs time)")
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
     tsdf_voxel_px: float = Field(2.0, gt=0.0, description="TSDF voxel size in pixel footprints")
     min_component_fraction: float = Field(
@@ -48,56 +34,42 @@ class MeshParams(StageParams):
     )
     max_hole_edges: int = Field(100, ge=0, description="close holes up to this many boundary edges")
     watertight: bool = Field(False, description="close every hole")
-    target_faces: int = Field(200_000, ge=100, description="face budget (quadric decimation)")
+    target_faces: int = Field(150_000, ge=100, description="face budget (quadric decimation)")
 
 
-def key_inputs(cloud: StageResult, depth: StageResult, splat: StageResult | None, params: MeshParams) -> dict[str, Any]:
-    inputs = {"fusion": cloud.key, "depth": depth.key}
-    if params.surface == "splats":
-        if splat is None:
+class MeshInputs(StageInputs):
+    fusion: StageResult
+    depth: StageResult
+    splat: StageResult | None = None  # an input only for mesh.surface=splats
+
+    def used(self, params: MeshParams) -> MeshInputs:
+        if params.surface != "splats":
+            return self.model_copy(update={"splat": None})
+        if self.splat is None:
             raise StageError("mesh", "mesh.surface=splats needs the splat stage: --set splat.enabled=true")
-        inputs["splat"] = splat.key
-    return inputs
+        return self
 
 
-def execute(
-    store: ArtefactStore,
-    cloud: StageResult,
-    depth: StageResult,
-    params: MeshParams,
-    progress: Progress = no_progress,
-    splat: StageResult | None = None,
-) -> StageResult:
-    inputs = key_inputs(cloud, depth, splat, params)
-    splat_dir = splat.dir if splat is not None and params.surface == "splats" else None
-    return STAGE.execute(store, params, inputs, lambda out: run(cloud.dir, depth.dir, out, params, progress, splat_dir))
+def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress) -> MeshMetrics:
+    import numpy as np  # the stage's libraries load when it runs, not when presets or keys are read
+    import open3d as o3d
 
+    from photoforge.camera.model import Camera
+    from photoforge.geometry import meshing, surfaces
 
-def run(
-    fusion_dir: Path,
-    depth_dir: Path,
-    out: Path,
-    params: MeshParams,
-    progress: Progress = no_progress,
-    splat_dir: Path | None = None,
-) -> dict[str, Any]:
-    records = load_depth_views(depth_dir)
-    views = [View.from_json(i, r["camera"]) for i, r in enumerate(records)]
+    inputs = inputs.used(params)
+    fusion_dir, depth_dir = inputs.fusion.dir, inputs.depth.dir
+    splat_dir = inputs.splat.dir if inputs.splat is not None else None
+    records = DepthViews.read(depth_dir).usable
+    views = [Camera.from_json(r.camera) for r in records if r.camera is not None]  # a usable view has one
     method = "splats" if splat_dir is not None else params.method
     progress(0, 3, f"surface ({method})")
     if splat_dir is not None:
-        try:
-            surface = splat_surface(splat_dir, voxel_px=params.tsdf_voxel_px)
-        except CpuRasterizerOverflow as exc:
-            raise StageError(
-                "mesh",
-                f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool",
-                splat_dir,
-            ) from exc
+        surface = surfaces.tsdf_from_splats(splat_dir, params.tsdf_voxel_px)
     elif params.method == "poisson":
-        surface = _poisson(fusion_dir / FUSED_PLY, params)
+        surface = surfaces.poisson_from_cloud(fusion_dir / FUSED_PLY, params.poisson_depth, params.density_trim)
     else:
-        surface = _tsdf(depth_dir, records, views, params)
+        surface = surfaces.tsdf_from_depth_maps(depth_dir, records, views, params.tsdf_voxel_px)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
     if len(faces) == 0:
         raise StageError("mesh", f"the {method} surface has no faces", splat_dir or fusion_dir)
@@ -108,7 +80,7 @@ def run(
     vertices, faces = meshing.cleanup(vertices, faces, settings)
     if len(faces) == 0:
         raise StageError("mesh", "no faces left after clean-up (loosen mesh.min_component_fraction)", fusion_dir)
-    transform = meshing.asset_frame(vertices, [v.rotation for v in views], [v.centre for v in views])
+    transform = meshing.asset_frame(vertices, [v.cam_from_world.rotation for v in views], [v.centre for v in views])
     vertices = vertices @ transform[:3, :3].T + transform[:3, 3]
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces))
     mesh.compute_vertex_normals()
@@ -126,43 +98,13 @@ def run(
             "manifold" if stats["manifold"] else "non-manifold parts left",
         )
     progress(3, 3, f"{stats['faces']} faces")
-    return {
+    return MeshMetrics(
         **stats,
-        "watertight_requested": params.watertight,
-        "method": method,
-        "extent": np.round(extent, 4).tolist(),
-        "summary": f"{stats['faces']} faces, {shape}, {'manifold' if stats['manifold'] else 'NON-manifold'}",
-    }
+        watertight_requested=params.watertight,
+        method=method,
+        extent=np.round(extent, 4).tolist(),
+        summary=f"{stats['faces']} faces, {shape}, {'manifold' if stats['manifold'] else 'NON-manifold'}",
+    )
 
 
-def _poisson(ply: Path, params: MeshParams) -> o3d.geometry.TriangleMesh:
-    xyz, rgb, normals = read_ply(ply)
-    extent = np.ptp(xyz, axis=0) if len(xyz) else np.zeros(3)
-    if len(xyz) < MIN_POINTS or np.sort(extent)[1] <= 0:
-        raise StageError(
-            "mesh", f"the fused cloud is empty or degenerate ({len(xyz)} points, extent {extent.round(4)})", ply
-        )
-    return meshing.poisson_surface(to_open3d(xyz, rgb, normals), params.poisson_depth, params.density_trim)
-
-
-def _tsdf(
-    depth_dir: Path, records: list[dict[str, Any]], views: list[View], params: MeshParams
-) -> o3d.geometry.TriangleMesh:
-    frames = []
-    footprints = []
-    for view, record in zip(views, records, strict=True):
-        maps = load_view(depth_dir / record["map"])
-        extrinsic = np.eye(4)
-        extrinsic[:3, :3], extrinsic[:3, 3] = view.rotation, view.translation
-        frames.append((maps["depth"], maps["color"], view.k, extrinsic))
-        valid = maps["depth"][maps["depth"] > 0]
-        if len(valid):
-            footprints.append(float(np.median(valid)) / view.k[0, 0])
-    if not footprints:
-        raise StageError("mesh", "no depth to fuse into a TSDF", depth_dir)
-    voxel = params.tsdf_voxel_px * float(np.median(footprints))
-    return meshing.tsdf_surface(frames, voxel)
-
-
-def load_transform(mesh_dir: Path) -> np.ndarray:
-    return np.array(json.loads((mesh_dir / TRANSFORM_JSON).read_text())["world_to_asset"])
+STAGE = Stage("mesh", inputs=MeshInputs, params=MeshParams, metrics=MeshMetrics, run=run)

@@ -6,25 +6,23 @@ preset says otherwise, held fixed; otherwise EXIF focal lengths seed COLMAP's es
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from photoforge.camera import sfm
 from photoforge.camera.calibration import Intrinsics
 from photoforge.diskspace import require_free
 from photoforge.errors import StageError
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.ingest import FRAMES_DIR, FRAMES_JSON
-from photoforge.store import ArtefactStore, write_json
+from photoforge.layout import POSES_JSON, SPARSE_DIR, Frame, Frames
+from photoforge.metrics import PosesMetrics
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.store import write_json
 
-STAGE = Stage("poses", version="3", libraries=("pycolmap",))
-SPARSE_DIR = "sparse"
-POSES_JSON = "poses.json"
+if TYPE_CHECKING:
+    from photoforge.camera.sfm import CameraGroup
 
 log = logging.getLogger("photoforge")
 
@@ -58,26 +56,14 @@ class PosesParams(StageParams):
         return value
 
 
-def key_inputs(frames: StageResult) -> dict[str, Any]:
-    return {"frames": frames.key}
+class PosesInputs(StageInputs):
+    ingest: StageResult
 
 
-def execute(
-    store: ArtefactStore, frames: StageResult, params: PosesParams, progress: Progress = no_progress
-) -> StageResult:
-    return STAGE.execute(store, params, key_inputs(frames), lambda out: run(frames.dir, out, params, progress))
-
-
-def load_frames(ingest_dir: Path) -> list[dict[str, Any]]:
-    """The kept frames of an ingest artefact, in order."""
-    data = json.loads((ingest_dir / FRAMES_JSON).read_text())
-    return [f for f in data["frames"] if f["kept"]]
-
-
-def choose_matcher(params: PosesParams, frames: list[dict[str, Any]]) -> str:
+def choose_matcher(params: PosesParams, frames: list[Frame]) -> str:
     if params.matcher != "auto":
         return params.matcher
-    if frames and all(f["kind"] == "video" for f in frames):
+    if frames and all(f.kind == "video" for f in frames):
         return "sequential"
     if len(frames) <= params.exhaustive_max_images:
         return "exhaustive"
@@ -91,15 +77,17 @@ def choose_matcher(params: PosesParams, frames: list[dict[str, Any]]) -> str:
     return "exhaustive"
 
 
-def camera_groups(frames: list[dict[str, Any]], params: PosesParams) -> list[sfm.CameraGroup]:
+def camera_groups(frames: list[Frame], params: PosesParams) -> list[CameraGroup]:
     """One camera per group of frames that share a camera and a size; a known calibration as PINHOLE.
 
     The size is part of the group: COLMAP's single-camera mode drops, with only a log line, a frame whose
     size differs from its camera's (a K.txt capture with one photo of another size lost that photo).
     """
-    by_camera: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    from photoforge.camera.sfm import CameraGroup
+
+    by_camera: dict[tuple[str, int, int], list[Frame]] = {}
     for frame in frames:
-        by_camera.setdefault((frame["camera"], frame["width"], frame["height"]), []).append(frame)
+        by_camera.setdefault((frame.camera, frame.width, frame.height), []).append(frame)
     sizes_per_camera: dict[str, int] = {}
     for camera, _, _ in by_camera:
         sizes_per_camera[camera] = sizes_per_camera.get(camera, 0) + 1
@@ -119,25 +107,28 @@ def camera_groups(frames: list[dict[str, Any]], params: PosesParams) -> list[sfm
         else:
             model, values, fixed = "SIMPLE_RADIAL", [], False
         params_text = ",".join(f"{v:.6f}" for v in values)
-        groups.append(sfm.CameraGroup(name, tuple(f["frame"] for f in members), model, params_text, fixed))
+        groups.append(CameraGroup(name, tuple(f.frame for f in members if f.frame), model, params_text, fixed))
     return groups
 
 
-def _prior(frame: dict[str, Any], params: PosesParams) -> Intrinsics | None:
-    if params.intrinsics is not None and frame["kind"] == "photo":
+def _prior(frame: Frame, params: PosesParams) -> Intrinsics | None:
+    if params.intrinsics is not None and frame.kind == "photo":
         fx, fy, cx, cy = params.intrinsics
-        source = Intrinsics(fx, fy, cx, cy, frame["source_width"], frame["source_height"], "preset")
-        return source.scaled(frame["width"], frame["height"])
-    if frame.get("intrinsics"):
-        return Intrinsics(**frame["intrinsics"])
+        source = Intrinsics(fx, fy, cx, cy, frame.source_width, frame.source_height, "preset")
+        return source.scaled(frame.width, frame.height)
+    if frame.intrinsics:
+        return Intrinsics(**frame.intrinsics)
     return None
 
 
-def run(ingest_dir: Path, out: Path, params: PosesParams, progress: Progress = no_progress) -> dict[str, Any]:
+def run(inputs: PosesInputs, *, out: Path, params: PosesParams, progress: Progress) -> PosesMetrics:
+    from photoforge.camera import sfm  # pycolmap loads when the stage runs
+
     sfm.quiet_colmap(params.verbose)
-    frames = load_frames(ingest_dir)
-    frames_dir = ingest_dir / FRAMES_DIR
-    names = [f["frame"] for f in frames]
+    ingest = Frames.read(inputs.ingest.dir)
+    frames = ingest.kept
+    frames_dir = ingest.images
+    names = [f.frame for f in frames if f.frame]
     if len(frames) < 2:
         raise StageError("poses", f"need at least 2 frames for structure from motion, got {len(frames)}", frames_dir)
     matcher = choose_matcher(params, frames)
@@ -195,22 +186,26 @@ def run(ingest_dir: Path, out: Path, params: PosesParams, progress: Progress = n
     sparse = out / SPARSE_DIR
     sparse.mkdir()
     model.write(sparse)
-    metrics = {
-        **sfm.model_metrics(model),
-        "total": len(names),
-        "registered_fraction": round(fraction, 4),
-        "models": len(models),
-        "matcher": matcher,
-        "mapper": params.mapper,
-        "keypoints": counts["keypoints"],
-        "verified_pairs": counts["verified_pairs"],
-        "intrinsics": "fixed" if all_fixed else ("partly fixed" if fixed_ids else "refined"),
-        "left_out": left_out,
-    }
-    metrics["summary"] = (
-        f"{metrics['registered']}/{len(names)} registered, {metrics['points']} points, "
-        f"reproj {metrics['mean_reprojection_error_px']:.2f}px"
+    found = sfm.model_metrics(model)
+    metrics = PosesMetrics(
+        **found,
+        total=len(names),
+        registered_fraction=round(fraction, 4),
+        models=len(models),
+        matcher=matcher,
+        mapper=params.mapper,
+        keypoints=counts["keypoints"],
+        verified_pairs=counts["verified_pairs"],
+        intrinsics="fixed" if all_fixed else ("partly fixed" if fixed_ids else "refined"),
+        left_out=left_out,
+        summary=(
+            f"{found['registered']}/{len(names)} registered, {found['points']} points, "
+            f"reproj {found['mean_reprojection_error_px']:.2f}px"
+        ),
     )
-    write_json(out / POSES_JSON, metrics)
-    progress(3, 3, metrics["summary"])
+    write_json(out / POSES_JSON, metrics.as_manifest())
+    progress(3, 3, metrics.summary)
     return metrics
+
+
+STAGE = Stage("poses", inputs=PosesInputs, params=PosesParams, metrics=PosesMetrics, run=run)

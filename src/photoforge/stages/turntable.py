@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Self
 
-import cv2
-import numpy as np
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.io.images import read_rgb
-from photoforge.io.video_encode import contact_sheet, write_mp4
-from photoforge.render.turntable import Orbit, orbit_cameras, render_frames
-from photoforge.splatting.rasterize import CpuRasterizerOverflow
-from photoforge.splatting.render import load_splats, render_splats
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.bake import ALBEDO_PNG
-from photoforge.stages.mesh import load_transform
-from photoforge.stages.uv import load_uv_mesh
-from photoforge.store import ArtefactStore
+from photoforge.layout import ALBEDO_PNG, POSTER, SHEET, SPLAT_VIDEO, VIDEO, UVMesh, world_to_asset
+from photoforge.metrics import SplatTurntableMetrics, TurntableMetrics
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
-STAGE = Stage("turntable", version="2", libraries=("open3d", "imageio-ffmpeg", "opencv-python-headless"))
-VIDEO = "turntable.mp4"
-SPLAT_VIDEO = "splat_turntable.mp4"
-POSTER = "poster.png"
-SHEET = "contact_sheet.png"
+if TYPE_CHECKING:
+    import numpy as np
+
+    from photoforge.render.turntable import Orbit
+
 SHEET_TILES = 12
 
 
@@ -43,143 +33,86 @@ class TurntableParams(StageParams):
     quality: int = Field(7, ge=1, le=10, description="H.264 quality (imageio-ffmpeg scale, 10 best)")
 
 
-def key_inputs(
-    uv: StageResult, bake: StageResult, splat: StageResult | None = None, mesh: StageResult | None = None
-) -> dict[str, Any]:
-    inputs = {"uv": uv.key, "bake": bake.key}
-    if splat is not None and mesh is not None:  # the splats too, on the same orbit (mesh: the asset frame)
-        inputs |= {"splat": splat.key, "mesh": mesh.key}
-    return inputs
+class TurntableInputs(StageInputs):
+    uv: StageResult
+    bake: StageResult
+    splat: StageResult | None = None  # with mesh (its asset frame): the splats too, on the same orbit
+    mesh: StageResult | None = None
+
+    def used(self, params: TurntableParams) -> Self:
+        """The splats are rendered only with both splat and mesh: otherwise neither enters the key."""
+        if self.splat is None or self.mesh is None:
+            return self.model_copy(update={"splat": None, "mesh": None})
+        return self
 
 
-def execute(
-    store: ArtefactStore,
-    uv: StageResult,
-    bake: StageResult,
-    params: TurntableParams,
-    progress: Progress = no_progress,
-    splat: StageResult | None = None,
-    mesh: StageResult | None = None,
-) -> StageResult:
-    splats = (splat.dir, mesh.dir) if splat is not None and mesh is not None else None
-    return STAGE.execute(
-        store,
-        params,
-        key_inputs(uv, bake, splat, mesh),
-        lambda out: run(uv.dir, bake.dir, out, params, progress, splats),
-    )
+def run(inputs: TurntableInputs, *, out: Path, params: TurntableParams, progress: Progress) -> TurntableMetrics:
+    """The textured mesh's turntable; with the splats (and the mesh's asset frame) theirs on the same orbit too."""
+    from photoforge.io.images import read_rgb  # cv2, open3d: when the stage runs
+    from photoforge.render.turntable import Orbit
+    from photoforge.render.turntable_video import VideoFiles, mesh_turntable
 
-
-def run(
-    uv_dir: Path,
-    bake_dir: Path,
-    out: Path,
-    params: TurntableParams,
-    progress: Progress = no_progress,
-    splats: tuple[Path, Path] | None = None,
-) -> dict[str, Any]:
-    """The textured mesh's turntable; with `splats` (splat dir, mesh dir) the splats' on the same orbit too."""
-    mesh = load_uv_mesh(uv_dir)
+    mesh = UVMesh.read(inputs.uv.dir)
     orbit = Orbit(
         params.frames, params.width // 2 * 2, params.height // 2 * 2, params.elevation_deg, params.fov_deg,
         tuple(params.background), tuple(params.key_light), params.ambient,
     )  # fmt: skip
-    metrics = _mesh_turntable(mesh, bake_dir, orbit, out, params, progress)
-    if splats is not None:
-        try:
-            metrics["splats"] = _splat_turntable(*splats, mesh[0], orbit, out, params, progress)
-        except CpuRasterizerOverflow as exc:
-            raise StageError(
-                "turntable",
-                f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool, "
-                "or lower turntable.width/height or splat.max_gaussians",
-                splats[0],
-            ) from exc
-        metrics["summary"] += f"; splats: {metrics['splats']['summary']}"
-    return metrics
+    texture = read_rgb(inputs.bake.dir / ALBEDO_PNG, "turntable", "baked texture")
+    video = mesh_turntable(
+        mesh.vertices, mesh.faces, mesh.uvs, texture, orbit, VideoFiles(out / VIDEO, out / POSTER, out / SHEET),
+        fps=params.fps, quality=params.quality, tiles=SHEET_TILES, progress=progress,
+    )  # fmt: skip
+    width, height = orbit.width, orbit.height
+    splats = None
+    if inputs.splat is not None and inputs.mesh is not None:
+        splats = _splat_video(inputs.splat, inputs.mesh, mesh.vertices, orbit, out, params, progress)
+    summary = f"{video.frames} frames {width}x{height} in {video.seconds:.0f} s ({video.fps:.1f} fps)"
+    return TurntableMetrics(
+        frames=video.frames,
+        fps=params.fps,
+        size=[width, height],
+        seconds=round(video.seconds, 2),
+        render_fps=round(video.fps, 2),
+        object_coverage_min=round(min(video.coverage), 4),
+        object_coverage_mean=round(video.coverage_mean, 4),
+        bytes=(out / VIDEO).stat().st_size,
+        splats=splats,
+        summary=summary if splats is None else f"{summary}; splats: {splats.summary}",
+    )
 
 
-def _splat_turntable(
-    splat_dir: Path,
-    mesh_dir: Path,
+def _splat_video(
+    splat: StageResult,
+    mesh: StageResult,
     vertices: np.ndarray,
     orbit: Orbit,
     out: Path,
     params: TurntableParams,
     progress: Progress,
-) -> dict[str, Any]:
-    """gsplat renders of the trained splats from the mesh turntable's cameras (mapped back to the SfM frame)."""
-    width, height = orbit.width, orbit.height
-    world_to_asset = load_transform(mesh_dir)
-    splats = load_splats(splat_dir)
-    background = tuple(c / 255.0 for c in params.background)
-    started = time.perf_counter()
+) -> SplatTurntableMetrics:
+    """The splats from the mesh turntable's cameras (the mesh artefact maps them back to the SfM frame)."""
+    from photoforge.render.turntable_video import splat_turntable  # torch, gsplat: only with splats
+    from photoforge.splatting.rasterize import CpuRasterizerOverflow
 
-    def frames() -> Any:
-        for i, (k, rotation, translation) in enumerate(orbit_cameras(vertices, orbit)):
-            world_rotation, world_translation = camera_in_world(rotation, translation, world_to_asset)
-            image = render_splats(splats, k, world_rotation, world_translation, width, height, background)
-            progress(i + 1, params.frames, f"splat frame {i + 1}")
-            yield image.rgb
-
-    count = write_mp4(out / SPLAT_VIDEO, frames(), params.fps, width, height, params.quality)
-    seconds = time.perf_counter() - started
-    return {
-        "video": SPLAT_VIDEO,
-        "frames": count,
-        "seconds": round(seconds, 2),
-        "render_fps": round(count / seconds, 2),
-        "summary": f"{count} frames in {seconds:.0f} s",
-    }
-
-
-def camera_in_world(
-    rotation: np.ndarray, translation: np.ndarray, world_to_asset: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """An asset-frame camera as a world-frame one: x_cam = R (s Q x + p) + t, divided by s (same image)."""
-    linear = world_to_asset[:3, :3]
-    scale = float(np.cbrt(np.linalg.det(linear)))
-    return rotation @ (linear / scale), (rotation @ world_to_asset[:3, 3] + translation) / scale
+    try:
+        video = splat_turntable(
+            splat.dir, world_to_asset(mesh.dir), vertices, orbit, out / SPLAT_VIDEO,
+            fps=params.fps, quality=params.quality, progress=progress,
+        )  # fmt: skip
+    except CpuRasterizerOverflow as exc:
+        raise StageError(
+            "turntable",
+            f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool, "
+            "or lower turntable.width/height or splat.max_gaussians",
+            splat.dir,
+        ) from exc
+    return SplatTurntableMetrics(
+        video=SPLAT_VIDEO,
+        frames=video.frames,
+        seconds=round(video.seconds, 2),
+        render_fps=round(video.fps, 2),
+        summary=f"{video.frames} frames in {video.seconds:.0f} s",
+    )
 
 
-def _mesh_turntable(
-    mesh: tuple[np.ndarray, np.ndarray, np.ndarray, int],
-    bake_dir: Path,
-    orbit: Orbit,
-    out: Path,
-    params: TurntableParams,
-    progress: Progress,
-) -> dict[str, Any]:
-    width, height = orbit.width, orbit.height
-    vertices, faces, uvs, _ = mesh
-    texture = read_rgb(bake_dir / ALBEDO_PNG, "turntable", "baked texture")
-    sheet_every = params.frames // SHEET_TILES
-    tiles: list[np.ndarray] = []
-    poster_index = params.frames // 8  # an eighth of a turn: a three-quarter view
-    coverage: list[float] = []
-    started = time.perf_counter()
-
-    def frames() -> Any:
-        for i, frame in enumerate(render_frames(vertices, faces, uvs[faces], texture, orbit)):
-            coverage.append(float((frame != np.array(params.background, np.uint8)).any(axis=2).mean()))
-            if i == poster_index:
-                cv2.imwrite(str(out / POSTER), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            if i % sheet_every == 0 and len(tiles) < SHEET_TILES:
-                tiles.append(frame)
-            progress(i + 1, params.frames, f"frame {i + 1}")
-            yield frame
-
-    count = write_mp4(out / VIDEO, frames(), params.fps, width, height, params.quality)
-    seconds = time.perf_counter() - started
-    cv2.imwrite(str(out / SHEET), cv2.cvtColor(contact_sheet(tiles, 4, 320), cv2.COLOR_RGB2BGR))
-    return {
-        "frames": count,
-        "fps": params.fps,
-        "size": [width, height],
-        "seconds": round(seconds, 2),
-        "render_fps": round(count / seconds, 2),
-        "object_coverage_min": round(min(coverage), 4),
-        "object_coverage_mean": round(float(np.mean(coverage)), 4),
-        "bytes": (out / VIDEO).stat().st_size,
-        "summary": f"{count} frames {width}x{height} in {seconds:.0f} s ({count / seconds:.1f} fps)",
-    }
+STAGE = Stage("turntable", inputs=TurntableInputs, params=TurntableParams, metrics=TurntableMetrics, run=run)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import open3d as o3d
-import xatlas
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.stage import Progress, Stage, StageParams, StageResult, no_progress
-from photoforge.stages.mesh import MESH_PLY
-from photoforge.store import ArtefactStore
-
-STAGE = Stage("uv", version="1", libraries=("xatlas", "open3d", "numpy"))
-UV_NPZ = "mesh_uv.npz"
+from photoforge.layout import MESH_PLY, UV_NPZ
+from photoforge.metrics import UVMetrics
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
 
 class UVParams(StageParams):
@@ -26,20 +19,21 @@ class UVParams(StageParams):
     max_iterations: int = Field(1, ge=1, le=8, description="xatlas chart-growing iterations (quality vs time)")
 
 
-def key_inputs(mesh: StageResult) -> dict[str, Any]:
-    return {"mesh": mesh.key}
+class UVInputs(StageInputs):
+    mesh: StageResult
 
 
-def execute(store: ArtefactStore, mesh: StageResult, params: UVParams, progress: Progress = no_progress) -> StageResult:
-    return STAGE.execute(store, params, key_inputs(mesh), lambda out: run(mesh.dir, out, params, progress))
+def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) -> UVMetrics:
+    import numpy as np  # the stage's libraries load when it runs, not when presets or keys are read
+    import open3d as o3d
+    import xatlas
 
-
-def run(mesh_dir: Path, out: Path, params: UVParams, progress: Progress = no_progress) -> dict[str, Any]:
-    mesh = o3d.io.read_triangle_mesh(str(mesh_dir / MESH_PLY))
+    mesh_file = inputs.mesh.dir / MESH_PLY
+    mesh = o3d.io.read_triangle_mesh(str(mesh_file))
     vertices = np.asarray(mesh.vertices, np.float32)
     faces = np.asarray(mesh.triangles, np.uint32)
     if len(faces) == 0:
-        raise StageError("uv", "the mesh has no faces", mesh_dir / MESH_PLY)
+        raise StageError("uv", "the mesh has no faces", mesh_file)
     progress(0, 1, f"charting {len(faces)} faces")
     atlas = xatlas.Atlas()
     atlas.add_mesh(vertices, faces)
@@ -55,7 +49,7 @@ def run(mesh_dir: Path, out: Path, params: UVParams, progress: Progress = no_pro
         atlas.generate(chart_options, pack_options)
         vmapping, indices, uvs = atlas[0]
     except Exception as exc:  # xatlas raises bare RuntimeErrors
-        raise StageError("uv", f"xatlas could not build an atlas: {exc}", mesh_dir / MESH_PLY) from exc
+        raise StageError("uv", f"xatlas could not build an atlas: {exc}", mesh_file) from exc
     if atlas.atlas_count != 1:
         raise StageError(
             "uv", f"the charts need {atlas.atlas_count} textures of {params.texture_size} px: raise uv.texture_size"
@@ -64,23 +58,18 @@ def run(mesh_dir: Path, out: Path, params: UVParams, progress: Progress = no_pro
         out / UV_NPZ,
         vertices=vertices[vmapping],
         faces=indices.astype(np.int32),
-        uvs=uvs.astype(np.float32),  # xatlas: origin bottom-left; flipped to glTF's top-left at export/bake
+        uvs=uvs.astype(np.float32),  # xatlas: origin bottom-left; layout.UVMesh.read flips to glTF's top-left
         texture_size=np.int32(params.texture_size),
     )
     progress(1, 1, f"{atlas.chart_count} charts")
-    return {
-        "charts": int(atlas.chart_count),
-        "vertices": len(vmapping),
-        "faces": len(indices),
-        "utilization": round(float(atlas.utilization), 4),
-        "texture_size": params.texture_size,
-        "summary": f"{atlas.chart_count} charts, {atlas.utilization:.0%} of {params.texture_size}px used",
-    }
+    return UVMetrics(
+        charts=int(atlas.chart_count),
+        vertices=len(vmapping),
+        faces=len(indices),
+        utilization=round(float(atlas.utilization), 4),
+        texture_size=params.texture_size,
+        summary=f"{atlas.chart_count} charts, {atlas.utilization:.0%} of {params.texture_size}px used",
+    )
 
 
-def load_uv_mesh(uv_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(vertices, faces, uvs with v down from the top, texture size)."""
-    with np.load(uv_dir / UV_NPZ) as data:
-        uvs = data["uvs"].copy()
-        uvs[:, 1] = 1.0 - uvs[:, 1]
-        return data["vertices"], data["faces"], uvs, int(data["texture_size"])
+STAGE = Stage("uv", inputs=UVInputs, params=UVParams, metrics=UVMetrics, run=run)

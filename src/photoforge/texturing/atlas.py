@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import open3d as o3d
+
+from photoforge.render.raycast import MeshScene
 
 
 @dataclass
@@ -18,18 +19,16 @@ class Texels:
 
 
 def rasterise(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int) -> Texels:
-    """Texel centres inside UV triangles, with their 3D points (open3d casts one ray per texel)."""
+    """Texel centres inside UV triangles, with their 3D points: one ray per texel down onto the flat UV mesh."""
     flat = np.concatenate([uvs * size, np.zeros((len(uvs), 1))], axis=1).astype(np.float32)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(flat), o3d.core.Tensor(faces.astype(np.uint32)))
+    scene = MeshScene(flat, faces.astype(np.uint32))
     x, y = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
     origins = np.stack([x.ravel(), y.ravel(), np.ones(size * size)], axis=1)
     directions = np.broadcast_to([0.0, 0.0, -1.0], origins.shape)
-    hits = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32)))
-    inside = np.isfinite(hits["t_hit"].numpy())
-    index = np.nonzero(inside)[0]
-    face = hits["primitive_ids"].numpy()[index].astype(np.int64)
-    b = hits["primitive_uvs"].numpy()[index]
+    hits = scene.intersect(np.concatenate([origins, directions], axis=1))
+    index = np.nonzero(hits.hit)[0]
+    face = hits.face[index].astype(np.int64)
+    b = hits.barycentric[index]
     corners = vertices[faces[face]]  # N x 3 x 3
     position = (1 - b[:, :1] - b[:, 1:]) * corners[:, 0] + b[:, :1] * corners[:, 1] + b[:, 1:] * corners[:, 2]
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])

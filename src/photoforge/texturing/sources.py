@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pycolmap
 
+from photoforge.camera.model import Camera, Rigid3
 from photoforge.errors import StageError
 from photoforge.io.images import load_photo, read_rgb, sharpness
 
@@ -17,34 +18,33 @@ _REMAP_WIDTH = 4096
 
 @dataclass
 class PhotoSource:
-    name: str
     image: np.ndarray  # H x W x 3 uint8
-    rotation: np.ndarray  # asset-to-camera
-    translation: np.ndarray
-    k: np.ndarray | None  # pinhole intrinsics, or None to project through `camera` (distortion)
-    camera: pycolmap.Camera | None
+    camera: Camera  # posed in the asset frame (cam_from_world is cam_from_asset), at the image's size
+    lens: pycolmap.Camera | None  # the SfM camera at the image's size, to project through its distortion; None: pinhole
     sharpness: float
 
     @property
+    def name(self) -> str:
+        return self.camera.name
+
+    @property
     def centre(self) -> np.ndarray:
-        return -self.rotation.T @ self.translation
+        return self.camera.centre
 
     @property
     def focal(self) -> float:
-        return float(self.k[0, 0]) if self.k is not None else float(self.camera.mean_focal_length())  # type: ignore[union-attr]
+        return float(self.camera.k[0, 0]) if self.lens is None else float(self.lens.mean_focal_length())
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (COLMAP convention) and camera-frame depth of asset-frame points."""
-        cam = points @ self.rotation.T + self.translation
+        if self.lens is None:
+            return self.camera.project(points)
+        cam = self.camera.cam_from_world.apply(points)
         z = cam[:, 2]
-        if self.k is not None:
-            safe = np.where(z > 1e-12, z, 1e-12)
-            pixels = np.stack([cam[:, 0] / safe, cam[:, 1] / safe, np.ones_like(z)], axis=1) @ self.k.T
-            return pixels[:, :2], z
         front = z > 1e-12
         pixels = np.full((len(points), 2), -1.0)
         if front.any():
-            pixels[front] = np.asarray(self.camera.img_from_cam(cam[front]))  # type: ignore[union-attr]
+            pixels[front] = np.asarray(self.lens.img_from_cam(cam[front]))
         return pixels, z
 
     def sample(self, pixels: np.ndarray) -> np.ndarray:
@@ -58,27 +58,27 @@ class PhotoSource:
         return out.reshape(-1, 3)[:n].astype(np.float32)
 
 
-def to_asset(
-    rotation: np.ndarray, translation: np.ndarray, world_to_asset: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """A world-to-camera pose re-expressed for asset-frame points (world_to_asset is rigid)."""
+def to_asset(camera: Camera, world_to_asset: np.ndarray) -> Camera:
+    """The camera re-expressed for asset-frame points: cam_from_asset (world_to_asset is rigid)."""
     a, b = world_to_asset[:3, :3], world_to_asset[:3, 3]
-    r = rotation @ a.T
-    return r, translation - r @ b
+    r = camera.cam_from_world.rotation @ a.T
+    pose = Rigid3(r, camera.cam_from_world.translation - r @ b)
+    return Camera(camera.name, camera.k, pose, camera.width, camera.height)
 
 
-def undistorted_source(name: str, image_path: Path, k: np.ndarray, width: int, height: int, pose: tuple) -> PhotoSource:
+def undistorted_source(image_path: Path, camera: Camera) -> PhotoSource:
     """A COLMAP-undistorted frame: pinhole projection at the image's own size."""
     rgb = read_rgb(image_path, "bake", "undistorted frame")
-    scale = np.diag([rgb.shape[1] / width, rgb.shape[0] / height, 1.0])
-    return PhotoSource(name, rgb, pose[0], pose[1], scale @ k, None, sharpness(rgb))
+    return PhotoSource(rgb, camera.scaled(rgb.shape[1], rgb.shape[0]), None, sharpness(rgb))
 
 
-def original_source(name: str, photo_path: Path, camera: pycolmap.Camera, pose: tuple) -> PhotoSource:
-    """The full-resolution original (EXIF-upright) with the SfM camera rescaled to it (distortion kept)."""
+def original_source(photo_path: Path, lens: pycolmap.Camera, camera: Camera) -> PhotoSource:
+    """The full-resolution original (EXIF-upright) with the SfM camera (`lens`) rescaled to it, distortion kept."""
     if not photo_path.is_file():
         raise StageError("bake", "the original photo is missing (moved or deleted since ingest)", photo_path)
     rgb = load_photo(photo_path, stage="bake").rgb
-    full = pycolmap.Camera(camera.todict())  # a copy: the model keeps its own
+    full = pycolmap.Camera(lens.todict())  # a copy: the model keeps its own
     full.rescale(rgb.shape[1], rgb.shape[0])
-    return PhotoSource(name, rgb, pose[0], pose[1], None, full, sharpness(rgb))
+    k = np.asarray(full.calibration_matrix(), float)
+    pinhole = Camera(camera.name, k, camera.cam_from_world, rgb.shape[1], rgb.shape[0])
+    return PhotoSource(rgb, pinhole, full, sharpness(rgb))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from photoforge.camera.views import View
+from photoforge.camera.model import Camera
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ConsistencySettings:
 
 @dataclass
 class DepthView:
-    camera: View
+    camera: Camera
     depth: torch.Tensor  # H x W (0 = unknown)
     confidence: torch.Tensor
     normal: np.ndarray  # H x W x 3, camera frame
@@ -42,20 +42,21 @@ class FusedPoints:
     per_view: list[int]
 
 
-def _backproject(view: View, depth: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def _backproject(view: Camera, depth: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """World points (N x 3) of pixels (rows, cols) at their depths."""
     k = view.k
     z = depth[rows, cols].double()
     x = ((cols.double() + 0.5) - k[0, 2]) / k[0, 0] * z
     y = ((rows.double() + 0.5) - k[1, 2]) / k[1, 1] * z
     cam = torch.stack([x, y, z], dim=1)
-    rotation = torch.as_tensor(view.rotation)
-    translation = torch.as_tensor(view.translation)
+    rotation = torch.as_tensor(view.cam_from_world.rotation)
+    translation = torch.as_tensor(view.cam_from_world.translation)
     return (cam - translation) @ rotation  # R^T (X_cam - t)
 
 
-def _project(view: View, world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    cam = world @ torch.as_tensor(view.rotation).T + torch.as_tensor(view.translation)
+def _project(view: Camera, world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    pose = view.cam_from_world
+    cam = world @ torch.as_tensor(pose.rotation).T + torch.as_tensor(pose.translation)
     z = cam[:, 2]
     z_safe = torch.where(z > 1e-12, z, torch.full_like(z, 1e-12))
     u = view.k[0, 0] * cam[:, 0] / z_safe + view.k[0, 2]
@@ -107,7 +108,7 @@ def fuse(
             r_np, c_np = rows[keep].numpy(), cols[keep].numpy()
             xyz_parts.append(mean.numpy())
             rgb_parts.append(ref.color[r_np, c_np])
-            normals = ref.normal[r_np, c_np].astype(np.float64) @ ref.camera.rotation  # to world
+            normals = ref.normal[r_np, c_np].astype(np.float64) @ ref.camera.cam_from_world.rotation  # to world
             missing = np.linalg.norm(normals, axis=1) < 0.5  # at depth edges: face the camera instead
             if missing.any():
                 towards = ref.camera.centre - mean.numpy()[missing]

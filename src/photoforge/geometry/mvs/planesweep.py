@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from photoforge.camera.model import Camera
+
 _EPS = 1e-6
 
 
@@ -29,10 +31,10 @@ class SweepSettings:
 
 @dataclass
 class SourceView:
+    """A source image and the camera that took it (at the image's size)."""
+
     gray: torch.Tensor  # H x W float32 (0-255)
-    k: np.ndarray
-    rotation: np.ndarray  # source-from-reference rotation
-    translation: np.ndarray  # source-from-reference translation
+    camera: Camera
 
 
 def _box(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -61,19 +63,22 @@ def _mean_of_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 def plane_sweep(
     ref_gray: torch.Tensor,
-    ref_k: np.ndarray,
+    ref: Camera,
     sources: list[SourceView],
     near: float,
     far: float,
     settings: SweepSettings,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depth (0 where unknown) and confidence (aggregated ZNCC, -1..1) for the reference view."""
+    """Depth (0 where unknown) and confidence (aggregated ZNCC, -1..1) for the reference view.
+
+    `ref` is the reference camera at the size of `ref_gray`.
+    """
     device = ref_gray.device
     height, width = ref_gray.shape
     w = settings.window
-    ref = ref_gray[None, None]
-    mu_r = _box(ref, w)
-    var_r = (_box(ref * ref, w) - mu_r * mu_r).clamp_min(0)
+    ref_image = ref_gray[None, None]
+    mu_r = _box(ref_image, w)
+    var_r = (_box(ref_image * ref_image, w) - mu_r * mu_r).clamp_min(0)
     textured = var_r[0, 0] > settings.min_texture**2
 
     inv_depths = torch.linspace(1.0 / near, 1.0 / far, settings.planes, device=device, dtype=torch.float64)
@@ -82,14 +87,17 @@ def plane_sweep(
         torch.arange(width, device=device, dtype=torch.float64) + 0.5,
         indexing="ij",
     )
-    rays = torch.linalg.inv(torch.as_tensor(ref_k, device=device)) @ torch.stack(
+    rays = torch.linalg.inv(torch.as_tensor(ref.k, device=device)) @ torch.stack(
         [u.ravel(), v.ravel(), torch.ones_like(u).ravel()]
     )
     projections = []
     for src in sources:
-        k_s = torch.as_tensor(src.k, device=device)
-        a = (k_s @ torch.as_tensor(src.rotation, device=device) @ rays).float()  # 3 x HW
-        b = (k_s @ torch.as_tensor(src.translation, device=device)).float()
+        # src_from_ref, the source camera's pose in the reference camera's frame
+        rotation = src.camera.cam_from_world.rotation @ ref.cam_from_world.rotation.T
+        translation = src.camera.cam_from_world.translation - rotation @ ref.cam_from_world.translation
+        k_s = torch.as_tensor(src.camera.k, device=device)
+        a = (k_s @ torch.as_tensor(rotation, device=device) @ rays).float()  # 3 x HW
+        b = (k_s @ torch.as_tensor(translation, device=device)).float()
         projections.append((a, b))
 
     top_k = max(1, min(settings.top_k, len(sources)))
@@ -112,7 +120,7 @@ def plane_sweep(
             )
             mu_s = _box(warped, w)
             var_s = (_box(warped * warped, w) - mu_s * mu_s).clamp_min(0)
-            cov = _box(warped * ref, w) - mu_r * mu_s
+            cov = _box(warped * ref_image, w) - mu_r * mu_s
             zncc = (cov / torch.sqrt(var_r * var_s + _EPS))[:, 0]
             valid = inside.view(p, height, width) & (var_s[:, 0] > settings.min_texture**2)
             scores[s] = torch.where(valid, zncc.clamp(-1, 1), torch.full_like(zncc, -1.0))

@@ -1,0 +1,66 @@
+"""The mesh stage's raw surfaces: Poisson on the fused cloud, TSDF of the depth maps, TSDF of splat renders.
+
+Each returns an open3d mesh in the reconstruction's world frame, before clean-up
+(photoforge.geometry.meshing.cleanup) and the asset frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import open3d as o3d
+
+from photoforge.errors import StageError
+from photoforge.geometry import meshing
+from photoforge.geometry.mvs.depthmaps import load_view
+from photoforge.geometry.pointcloud import read_ply, to_open3d
+
+if TYPE_CHECKING:
+    from photoforge.camera.model import Camera
+    from photoforge.layout import DepthViewRecord
+
+MIN_POINTS = 100
+
+
+def poisson_from_cloud(ply: Path, depth: int, trim_quantile: float) -> o3d.geometry.TriangleMesh:
+    """Screened Poisson on the fused cloud (oriented points); an empty or flat cloud is an error."""
+    xyz, rgb, normals = read_ply(ply)
+    extent = np.ptp(xyz, axis=0) if len(xyz) else np.zeros(3)
+    if len(xyz) < MIN_POINTS or np.sort(extent)[1] <= 0:
+        raise StageError(
+            "mesh", f"the fused cloud is empty or degenerate ({len(xyz)} points, extent {extent.round(4)})", ply
+        )
+    return meshing.poisson_surface(to_open3d(xyz, rgb, normals), depth, trim_quantile)
+
+
+def tsdf_from_depth_maps(
+    depth_dir: Path, records: list[DepthViewRecord], views: list[Camera], voxel_px: float
+) -> o3d.geometry.TriangleMesh:
+    """TSDF fusion of the depth artefact's maps, the voxel `voxel_px` pixel footprints at the median depth."""
+    frames = []
+    footprints = []
+    for view, record in zip(views, records, strict=True):
+        maps = load_view(depth_dir / str(record.map))
+        frames.append((maps["depth"], maps["color"], view.k, view.cam_from_world.matrix()))
+        valid = maps["depth"][maps["depth"] > 0]
+        if len(valid):
+            footprints.append(float(np.median(valid)) / view.k[0, 0])
+    if not footprints:
+        raise StageError("mesh", "no depth to fuse into a TSDF", depth_dir)
+    voxel = voxel_px * float(np.median(footprints))
+    return meshing.tsdf_surface(frames, voxel)
+
+
+def tsdf_from_splats(splat_dir: Path, voxel_px: float) -> o3d.geometry.TriangleMesh:
+    """TSDF of the splat artefact's rendered depth (photoforge.splatting.surface)."""
+    from photoforge.splatting.rasterize import CpuRasterizerOverflow
+    from photoforge.splatting.surface import splat_surface
+
+    try:
+        return splat_surface(splat_dir, voxel_px=voxel_px)
+    except CpuRasterizerOverflow as exc:
+        raise StageError(
+            "mesh", f"the splats are too many to render on this machine's CPU ({exc}): run on the GPU pool", splat_dir
+        ) from exc

@@ -1,0 +1,194 @@
+"""The artefact layout: the one stage order, every file name a stage writes, typed readers.
+
+Stages, outputs, the CLI and the report name files only through this module, and read another
+stage's artefact only through its readers here; no stage module imports another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+# The DAG's order (the flow runs them so; presets, summaries and the report list them so).
+STAGE_ORDER: tuple[str, ...] = (
+    "ingest",
+    "poses",
+    "depth",
+    "fusion",
+    "splat",
+    "mesh",
+    "uv",
+    "bake",
+    "export",
+    "turntable",
+    "report",
+)
+
+# ingest
+FRAMES_DIR = "frames"
+FRAMES_JSON = "frames.json"
+# poses
+SPARSE_DIR = "sparse"
+POSES_JSON = "poses.json"
+# depth
+UNDISTORTED = "undistorted"
+MAPS_DIR = "maps"
+PREVIEWS_DIR = "previews"
+DEPTH_JSON = "depth.json"
+# fusion
+FUSED_PLY = "fused.ply"
+# splat
+SPLATS_PLY = "splats.ply"
+SPLAT_JSON = "splat.json"
+COMPARISONS_DIR = "comparisons"
+CHECKPOINT = "checkpoint.pt"
+# mesh
+MESH_PLY = "mesh.ply"
+TRANSFORM_JSON = "asset_transform.json"
+# uv
+UV_NPZ = "mesh_uv.npz"
+# bake
+ALBEDO_PNG = "albedo.png"
+COVERAGE_PNG = "coverage.png"
+BAKE_JSON = "bake.json"
+EVAL_DIR = "eval"
+# export
+ASSET = "asset"  # asset.glb, asset.obj + asset.mtl, asset.usdz
+ASSET_GLB = f"{ASSET}.glb"
+ASSET_OBJ = f"{ASSET}.obj"
+ASSET_MTL = f"{ASSET}.mtl"
+ASSET_USDZ = f"{ASSET}.usdz"
+# turntable
+VIDEO = "turntable.mp4"
+SPLAT_VIDEO = "splat_turntable.mp4"
+POSTER = "poster.png"
+SHEET = "contact_sheet.png"
+# report
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+# WORKSPACE/CAPTURE/outputs: the latest run's deliverables under these same names
+OUTPUTS_DIR = "outputs"
+RUN_JSON = "run.json"
+DELIVERABLES: dict[str, tuple[str, ...]] = {
+    "export": (ASSET_GLB, ASSET_OBJ, ASSET_MTL, ALBEDO_PNG, ASSET_USDZ),
+    "splat": (SPLATS_PLY,),
+    "turntable": (VIDEO, POSTER, SHEET, SPLAT_VIDEO),
+    "report": (REPORT_HTML, REPORT_JSON),
+}
+# What `photoforge run` points the user at, in this order.
+HEADLINE_OUTPUTS = (ASSET_GLB, VIDEO, REPORT_HTML)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class Frame(BaseModel):
+    """One source file's entry in frames.json (kept or rejected, and why)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    kept: bool
+    frame: str | None = None
+    reason: str | None = None
+    kind: Literal["photo", "video"] = "photo"
+    sharpness: float = 0.0
+    time: float | None = None  # seconds into the video
+    width: int = 0  # the working frame's size
+    height: int = 0
+    source_width: int = 0
+    source_height: int = 0
+    camera: str = ""  # frames with the same camera (and size) share intrinsics in poses
+    intrinsics: dict[str, Any] | None = None  # the prior at the working size (photoforge.camera.calibration)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """An ingest artefact: the working frames and what happened to every source."""
+
+    dir: Path
+    entries: list[Frame]
+    skipped: tuple[str, ...] = ()  # files of the capture that are neither photos nor videos
+
+    @classmethod
+    def read(cls, ingest_dir: Path) -> Frames:
+        data = read_json(ingest_dir / FRAMES_JSON)
+        return cls(ingest_dir, [Frame.model_validate(f) for f in data["frames"]], tuple(data.get("skipped", ())))
+
+    @property
+    def images(self) -> Path:
+        return self.dir / FRAMES_DIR
+
+    @property
+    def kept(self) -> list[Frame]:
+        return [f for f in self.entries if f.kept]
+
+    @property
+    def rejected(self) -> list[Frame]:
+        return [f for f in self.entries if not f.kept]
+
+
+class DepthViewRecord(BaseModel):
+    """One view of depth.json: its depth map (if usable), preview and camera at depth resolution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    neighbours: list[str]
+    overlapping: list[str] = []
+    usable: bool
+    valid_fraction: float
+    map: str | None = None
+    preview: str | None = None
+    camera: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DepthViews:
+    """A depth artefact: the undistorted model and images, and a depth map per view."""
+
+    dir: Path
+    views: list[DepthViewRecord]
+    summary: dict[str, Any]
+
+    @classmethod
+    def read(cls, depth_dir: Path) -> DepthViews:
+        data = read_json(depth_dir / DEPTH_JSON)
+        views = [DepthViewRecord.model_validate(v) for v in data["views"]]
+        return cls(depth_dir, views, {k: v for k, v in data.items() if k != "views"})
+
+    @property
+    def usable(self) -> list[DepthViewRecord]:
+        return [v for v in self.views if v.usable]
+
+    @property
+    def undistorted(self) -> Path:
+        return self.dir / UNDISTORTED
+
+
+@dataclass(frozen=True)
+class UVMesh:
+    """A uv artefact: the mesh split at chart seams, uvs with v down from the top (glTF's way)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    texture_size: int
+
+    @classmethod
+    def read(cls, uv_dir: Path) -> UVMesh:
+        with np.load(uv_dir / UV_NPZ) as data:
+            uvs = data["uvs"].copy()
+            uvs[:, 1] = 1.0 - uvs[:, 1]  # xatlas stores v up from the bottom
+            return cls(data["vertices"], data["faces"], uvs, int(data["texture_size"]))
+
+
+def world_to_asset(mesh_dir: Path) -> np.ndarray:
+    """The mesh artefact's 4x4 transform from the reconstruction's world to the asset's frame."""
+    return np.array(read_json(mesh_dir / TRANSFORM_JSON)["world_to_asset"])
