@@ -117,3 +117,11 @@ def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-de
     texture = bake.STAGE.execute(store, bake_inputs, cfg.bake)
     asset = export.STAGE.execute(store, export.ExportInputs(mesh=surface, uv=atlas, bake=texture), cfg.export)
     return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the session's Prefect API carry the `prefect_server` marker (`-m "not prefect_server"`
+    leaves them out for a quick library-only run)."""
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prefect_server)
