@@ -162,12 +162,14 @@ def start(workspace: Path, port: int | None = None, timeout: float = START_TIMEO
     deadline = time.monotonic() + timeout
     while not healthy(url, timeout=2.0):
         if process.poll() is not None:
-            raise StageError("server", f"prefect server start exited with code {process.returncode}: see", log_path)
+            raise StageError(
+                "server", f"prefect server start exited with code {process.returncode}: read this log", log_path
+            )
         if time.monotonic() > deadline:
             _stop_group(record)
             raise StageError(
                 "server",
-                f"the Prefect server did not answer in {timeout:.0f} s (is the machine busy?): try again; see",
+                f"the Prefect server did not answer in {timeout:.0f} s (is the machine busy?): try again, or read this log",
                 log_path,
             )
         time.sleep(0.25)
@@ -183,7 +185,8 @@ def stop(workspace: Path) -> ServerRecord | None:
         return None
     if record.owner == "ui":
         raise StageError(
-            "server", f"the server at {record.address} is photoforge ui's (pid {record.pid}): stop that one"
+            "server",
+            f"the server at {record.address} is photoforge ui's (pid {record.pid}): stop that `photoforge ui` (Ctrl-C)",
         )
     _stop_group(record)
     forget(workspace, record.pid)

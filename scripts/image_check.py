@@ -37,7 +37,7 @@ def check_validator() -> str:
     """A GLB written by trimesh through photoforge's own validator call: zero errors expected."""
     import trimesh
 
-    from photoforge import gltf_validation
+    from photoforge.qa import gltf_validation
 
     if (reason := gltf_validation.unavailable_reason()) is not None:
         raise RuntimeError(reason)
@@ -57,7 +57,7 @@ def check_imports() -> str:
     import pycolmap
     import pymeshlab  # noqa: F401  (loads its own shared libraries)
 
-    import photoforge.stages.mesh  # noqa: F401  (open3d, pymeshlab, the splatting package)
+    import photoforge.geometry.surfaces  # noqa: F401  (the mesh stage's work: open3d, pymeshlab, splatting)
 
     return f"open3d {open3d.__version__}, pymeshlab {version('pymeshlab')}, pycolmap {pycolmap.__version__}"
 
@@ -67,7 +67,7 @@ def check_meshlab_plugins() -> str:
     import numpy as np
     import trimesh
 
-    from photoforge import meshing
+    from photoforge.geometry import meshing
 
     sphere = trimesh.creation.icosphere(subdivisions=4)
     _, faces = meshing.cleanup(
