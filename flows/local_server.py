@@ -159,6 +159,16 @@ def start(workspace: Path, port: int | None = None, timeout: float = START_TIMEO
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
     record = ServerRecord(url, process.pid, _start_time(process.pid), str(home.resolve()), "server", str(log_path))
+    try:
+        _wait_healthy(process, url, timeout, log_path)
+        _write(workspace, record)
+    except BaseException:  # too slow, Ctrl-C meanwhile: nothing left running without a record
+        _stop_group(record)
+        raise
+    return record, True
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float, log_path: Path) -> None:
     deadline = time.monotonic() + timeout
     while not healthy(url, timeout=2.0):
         if process.poll() is not None:
@@ -166,15 +176,9 @@ def start(workspace: Path, port: int | None = None, timeout: float = START_TIMEO
                 "server", f"prefect server start exited with code {process.returncode}: read this log", log_path
             )
         if time.monotonic() > deadline:
-            _stop_group(record)
-            raise StageError(
-                "server",
-                f"the Prefect server did not answer in {timeout:.0f} s (is the machine busy?): try again, or read this log",
-                log_path,
-            )
+            cause = f"the Prefect server did not answer in {timeout:.0f} s (is the machine busy?): try again, or read"
+            raise StageError("server", cause + " this log", log_path)
         time.sleep(0.25)
-    _write(workspace, record)
-    return record, True
 
 
 def stop(workspace: Path) -> ServerRecord | None:

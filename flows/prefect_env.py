@@ -83,8 +83,8 @@ def start_local_api(stage: str) -> None:
             log.warning("Prefect's local API did not start in %d s (attempt %d): %s", timeout, attempt, _first(exc))
     raise PhotoforgeError(
         f"[{stage}] Prefect's local API server did not start in {timeout} s, twice (is the machine busy?): "
-        "try again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start `photoforge ui` in another "
-        "terminal and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        "try again, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `photoforge server start` once "
+        "(runs on the workspace then use that server)"
     )
 
 
