@@ -109,14 +109,14 @@ def _stop_descendants() -> None:
     psutil.wait_procs(alive, timeout=_CHILD_GRACE_S)
 
 
-def stop_process_group(process: subprocess.Popen[Any]) -> None:
+def stop_process_group(process: subprocess.Popen[Any], *, grace_s: float = _CHILD_GRACE_S * 2) -> None:
     """SIGTERM a child started with start_new_session, then SIGKILL its group if it does not stop in time."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=_CHILD_GRACE_S * 2)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

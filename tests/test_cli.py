@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from conftest import cli_env, textured_rgb, write_jpeg
 
 from flows import cli, prefect_env
 from flows.loopback import free_port
+from flows.shutdown import stop_process_group
 
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
 FAST = [
@@ -170,9 +169,4 @@ def _ui_shows_runs(workspace: Path, env: dict[str, str], expected_runs: int, cap
         with pytest.raises(urllib.error.HTTPError):  # read-only: no uploads
             urllib.request.urlopen(urllib.request.Request(report_url, data=b"x", method="PUT"), timeout=10)
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
+        stop_process_group(ui, grace_s=20)

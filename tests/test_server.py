@@ -19,6 +19,7 @@ from conftest import ROOT, cli_env
 
 from flows import local_server
 from flows.loopback import free_port
+from flows.shutdown import stop_process_group
 
 CLI = [sys.executable, "-m", "flows.cli"]
 TIMEOUT_S = 600
@@ -200,10 +201,5 @@ def test_ui_records_its_server_while_open(tmp_path: Path) -> None:
         assert refused.returncode == 2 and "photoforge ui's" in _said(refused)
         assert record.is_alive()
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait()
+        stop_process_group(ui, grace_s=30)
     assert not local_server.state_path(workspace).exists()
