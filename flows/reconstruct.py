@@ -25,6 +25,7 @@ from photoforge.stage import StageResult
 from photoforge.stages.splat import cannot_run_here
 from photoforge.store import ArtefactStore
 from photoforge.summary import RunSummary, StageRow
+from tasks.asset import asset
 from tasks.bake import bake
 from tasks.depth import depth
 from tasks.export import export
@@ -33,6 +34,7 @@ from tasks.ingest import ingest
 from tasks.mesh import mesh
 from tasks.poses import poses
 from tasks.report import report
+from tasks.scale import scale
 from tasks.splat import splat
 from tasks.turntable import turntable
 from tasks.uv import uv
@@ -98,20 +100,23 @@ def reconstruct(
     with local_runs.tracked(store.root, run.summary.flow_run_id), run:
         frames = run.stage(ingest, capture=source, params=cfg.ingest)
         sparse = run.stage(poses, ingest=frames, params=cfg.poses)
+        metres = run.stage(scale, ingest=frames, poses=sparse, params=cfg.scale)
         depth_maps = run.stage(depth, ingest=frames, poses=sparse, params=cfg.depth)
         cloud = run.stage(fusion, depth=depth_maps, params=cfg.fusion)
+        isolated = run.stage(asset, poses=sparse, fusion=cloud, scale=metres, params=cfg.asset)
         splats = run.optional_stage(splat, why_not(cfg), depth=depth_maps, fusion=cloud, params=cfg.splat)
-        surface = run.stage(mesh, fusion=cloud, depth=depth_maps, splat=splats, params=cfg.mesh)
+        surface = run.stage(mesh, asset=isolated, depth=depth_maps, splat=splats, params=cfg.mesh)
         atlas = run.stage(uv, mesh=surface, params=cfg.uv)
         texture = run.stage(
             bake, capture=source, ingest=frames, poses=sparse, depth=depth_maps, mesh=surface, uv=atlas,
             params=cfg.bake,
         )  # fmt: skip
-        asset = run.stage(export, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
+        delivered = run.stage(export, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
         video = run.stage(turntable, uv=atlas, bake=texture, splat=splats, mesh=surface, params=cfg.turntable)
-        results = {"ingest": frames, "poses": sparse, "depth": depth_maps, "fusion": cloud, "mesh": surface}
+        results = {"ingest": frames, "poses": sparse, "scale": metres, "depth": depth_maps, "fusion": cloud}
+        results |= {"asset": isolated, "mesh": surface}
         results |= {"splat": splats} if splats is not None else {}
-        results |= {"uv": atlas, "bake": texture, "export": asset, "turntable": video}
+        results |= {"uv": atlas, "bake": texture, "export": delivered, "turntable": video}
         run.stage(report, capture=capture, results=results, preset=preset, overrides=overrides or {}, params=cfg.report)
     if run.summary.stages and run.summary.stages[-1].stage in ("export", "turntable", "report"):
         try:

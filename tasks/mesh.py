@@ -13,10 +13,10 @@ from tasks.stage_task import stage_task
 def mesh(
     store: ArtefactStore,
     *,
-    fusion: StageResult,
+    asset: StageResult,
     depth: StageResult,
     splat: StageResult | None = None,
     params: MeshParams,
 ) -> StageResult:
-    inputs = MeshInputs(fusion=fusion, depth=depth, splat=splat)
+    inputs = MeshInputs(asset=asset, depth=depth, splat=splat)
     return STAGE.execute(store, inputs, params, progress=TaskProgress("mesh"))

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict
 STAGE_ORDER: tuple[str, ...] = (
     "ingest",
     "poses",
+    "scale",
     "depth",
     "fusion",
+    "asset",
     "splat",
     "mesh",
     "uv",
@@ -29,12 +31,18 @@ STAGE_ORDER: tuple[str, ...] = (
     "report",
 )
 
+# capture (what a user may put beside the photos)
+CAPTURE_MASKS_DIR = "masks"  # masks/<photo file name or stem>.png, white = object (COLMAP's convention)
+MARKERS_YAML = "markers.yaml"  # size: 0.05 (metres, black border included), optional dictionary:
 # ingest
 FRAMES_DIR = "frames"
 FRAMES_JSON = "frames.json"
+MASKS_DIR = "masks"  # masks/<frame name>.png at the working size (COLMAP's mask_path layout); MARKERS_YAML copied
 # poses
 SPARSE_DIR = "sparse"
 POSES_JSON = "poses.json"
+# scale
+SCALE_JSON = "scale.json"
 # depth
 UNDISTORTED = "undistorted"
 MAPS_DIR = "maps"
@@ -42,6 +50,10 @@ PREVIEWS_DIR = "previews"
 DEPTH_JSON = "depth.json"
 # fusion
 FUSED_PLY = "fused.ply"
+# asset
+OBJECT_PLY = "object.ply"  # the fused points kept as the object (the whole cloud for a scene)
+REMOVED_PLY = "removed.ply"  # the points isolation removed, coloured by why (the report's picture)
+ISOLATION_JSON = "isolation.json"  # kind, support plane, rotation to the asset frame, scale (IsolatedAsset)
 # splat
 SPLATS_PLY = "splats.ply"
 SPLAT_JSON = "splat.json"
@@ -106,6 +118,7 @@ class Frame(BaseModel):
     source_height: int = 0
     camera: str = ""  # frames with the same camera (and size) share intrinsics in poses
     intrinsics: dict[str, Any] | None = None  # the prior at the working size (photoforge.camera.calibration)
+    mask: str | None = None  # the user's mask at the working size, relative to the artefact (MASKS_DIR/...)
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,44 @@ class UVMesh:
             uvs = data["uvs"].copy()
             uvs[:, 1] = 1.0 - uvs[:, 1]  # xatlas stores v up from the bottom
             return cls(data["vertices"], data["faces"], uvs, int(data["texture_size"]))
+
+
+class ScaleEstimate(BaseModel):
+    """scale.json: metres per SfM unit from markers, or the object's known height for the asset stage."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: Literal["markers", "object_height", "none"]
+    metres_per_unit: float | None = None  # markers: known side / triangulated side (median)
+    spread_percent: float | None = None  # markers: robust spread of the per-side estimates, in %
+    object_height_m: float | None = None  # object_height: the isolated object's real height
+
+    @classmethod
+    def read(cls, scale_dir: Path) -> ScaleEstimate:
+        return cls.model_validate(read_json(scale_dir / SCALE_JSON))
+
+
+class IsolatedAsset(BaseModel):
+    """isolation.json: what the asset stage decided, for the mesh stage to frame the surface with.
+
+    `rotation` (rows: the asset's x, y, z axes in world coordinates) and `support` (a world plane
+    n.x + d = 0, n towards the object) are None for a scene: the mesh stage then frames it from the
+    cameras as before. `scale` multiplies the world (metres per SfM unit), None: SfM units.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["object", "scene"]
+    rotation: list[list[float]] | None = None
+    support: list[float] | None = None  # [nx, ny, nz, d]
+    support_kind: Literal["floor", "wall"] | None = None
+    scale: float | None = None
+    region_centre: list[float] | None = None  # world: where the cameras look (object kind)
+    region_radius: float | None = None
+
+    @classmethod
+    def read(cls, asset_dir: Path) -> IsolatedAsset:
+        return cls.model_validate(read_json(asset_dir / ISOLATION_JSON))
 
 
 def world_to_asset(mesh_dir: Path) -> np.ndarray:

@@ -45,6 +45,18 @@ class PosesMetrics(StageMetrics):
     left_out: list[str]  # frames that did not register
 
 
+# --- scale ---
+class ScaleMetrics(StageMetrics):
+    source: str  # markers, object_height or none
+    units: str  # m (a scale is known) or sfm
+    marker_size_m: float | None  # the printed markers' side, black border included
+    dictionary: str | None  # the ArUco dictionary the markers were found in
+    markers_found: int  # distinct marker ids triangulated
+    views_with_markers: int
+    metres_per_unit: float | None
+    spread_percent: float | None  # the scale's residual: spread of the per-side estimates, in %
+
+
 # --- depth ---
 class DepthMetrics(StageMetrics):
     backend: str  # the backend that ran: cpu or cuda
@@ -64,6 +76,21 @@ class FusionMetrics(StageMetrics):
     views: int
     views_contributing: int
     extent: list[float]  # size of the cloud along x, y, z
+
+
+# --- asset ---
+class AssetMetrics(StageMetrics):
+    kind: str  # object or scene: what ran
+    kind_requested: str  # auto, object or scene
+    kind_evidence: dict[str, Any]  # why auto decided so (optical axes' convergence)
+    support: str | None  # floor, wall or None: the plane the object stands on or hangs from
+    points_in: int
+    points_kept: int
+    removed: dict[str, int]  # points removed, by reason: outside_region, support, floaters
+    removed_percent: float  # of the fused cloud
+    crop: list[float] | None  # the box used, asset frame [x0, y0, z0, x1, y1, z1] (None: no box)
+    crop_source: str | None  # auto or asset.crop
+    units: str  # m or sfm
 
 
 # --- splat ---
@@ -108,6 +135,9 @@ class MeshMetrics(StageMetrics):
     watertight_requested: bool
     method: str  # poisson, tsdf or splats
     extent: list[float]  # size along the asset's x, y, z
+    kind: str = "scene"  # object or scene (the asset stage's decision)
+    units: str = "sfm"  # m when a scale is known
+    support_area_share: float | None = None  # object: share of the surface lying on the support plane
 
 
 # --- uv ---
@@ -177,6 +207,8 @@ class TurntableMetrics(StageMetrics):
     render_fps: float
     object_coverage_min: float
     object_coverage_mean: float
+    object_height_min: float | None = None  # share of the frame height the object fills, over the orbit
+    object_height_max: float | None = None
     bytes: int
     splats: SplatTurntableMetrics | None = None  # only when the splats were rendered too
 

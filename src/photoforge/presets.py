@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photoforge.errors import ConfigError
 from photoforge.layout import STAGE_ORDER
+from photoforge.stages.asset import AssetParams
 from photoforge.stages.bake import BakeParams
 from photoforge.stages.depth import DepthParams
 from photoforge.stages.export import ExportParams
@@ -29,6 +30,7 @@ from photoforge.stages.ingest import IngestParams
 from photoforge.stages.mesh import MeshParams
 from photoforge.stages.poses import PosesParams
 from photoforge.stages.report import ReportParams
+from photoforge.stages.scale import ScaleParams
 from photoforge.stages.splat import SplatParams
 from photoforge.stages.turntable import TurntableParams
 from photoforge.stages.uv import UVParams
@@ -62,8 +64,10 @@ class PipelineConfig(BaseModel):
 
     ingest: IngestParams = Field(default_factory=IngestParams)
     poses: PosesParams = Field(default_factory=PosesParams)
+    scale: ScaleParams = Field(default_factory=ScaleParams)
     depth: DepthParams = Field(default_factory=DepthParams)
     fusion: FusionParams = Field(default_factory=FusionParams)
+    asset: AssetParams = Field(default_factory=AssetParams)
     splat: SplatParams = Field(default_factory=SplatParams)
     mesh: MeshParams = Field(default_factory=MeshParams)
     uv: UVParams = Field(default_factory=UVParams)
