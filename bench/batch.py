@@ -27,7 +27,7 @@ from flows.loopback import LoopbackCluster  # noqa: E402
 from photoforge.presets import PipelineConfig, load_preset  # noqa: E402
 from photoforge.stages import bake, depth, export, fusion, ingest, mesh, poses, report, turntable, uv  # noqa: E402
 from photoforge.store import ArtefactStore  # noqa: E402
-from tests.support_synthetic import make_capture  # noqa: E402
+from photoforge.synthetic import make_capture  # noqa: E402
 
 OVERRIDES = {"ingest.max_size": 480, "depth.max_size": 240, "depth.backend": "cpu", "export.usdz": False}
 

@@ -37,7 +37,7 @@ def synthetic_scores(tmp: Path) -> None:
     from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
     from photoforge.stages import depth, fusion, ingest, poses
     from photoforge.store import ArtefactStore
-    from tests.support_synthetic import make_capture
+    from photoforge.synthetic import make_capture
 
     synthetic = make_capture(tmp / "synthetic", views=24, width=640, height=480, focal=620.0)
     mesh = o3d.io.read_triangle_mesh(str(synthetic.mesh))

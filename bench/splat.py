@@ -144,7 +144,7 @@ def mesh_accuracy(workspace: Path, tiny: bool, steps: int) -> None:
     from photoforge.qa.surface_scores import observed_surface_samples, similarity_to_truth, surface_scores
     from photoforge.splatting.data import CAMERAS_JSON, read_cameras
     from photoforge.stages import splat
-    from tests.support_synthetic import make_capture
+    from photoforge.synthetic import make_capture
 
     synthetic = make_capture(workspace / "synthetic-capture", views=20, width=480, height=360, focal=465.0)
     print("(2) synthetic capture (20 views 480x360): mesh from splats vs the classical mesh, threshold 1%")
@@ -212,7 +212,7 @@ def main() -> int:
         work = Path(tmp)
         if not args.skip_capture:
             if tiny:
-                from tests.support_synthetic import make_capture
+                from photoforge.synthetic import make_capture
 
                 capture = make_capture(work / "tiny-capture", views=20, width=480, height=360, focal=465.0).capture
                 capture_runs(capture, work / "ws", tiny, args.steps)

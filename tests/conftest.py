@@ -81,7 +81,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A textured blob rendered from 20 known cameras at 480x360 (ground-truth mesh and cameras)."""
-    from support_synthetic import make_capture
+    from photoforge.synthetic import make_capture
 
     return make_capture(tmp_path_factory.mktemp("synthetic"), views=20, width=480, height=360, focal=465.0)
 

@@ -10,7 +10,6 @@ import numpy as np
 import open3d as o3d
 import pytest
 import trimesh
-from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
 from photoforge.geometry.pointcloud import write_ply
@@ -18,6 +17,7 @@ from photoforge.layout import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG, MESH_PLY, UV_
 from photoforge.qa import gltf_validation
 from photoforge.stage import StageResult, no_progress
 from photoforge.stages import bake, mesh, uv
+from photoforge.synthetic import SyntheticCapture
 
 
 def _artefact(stage: str, path: Path) -> StageResult:

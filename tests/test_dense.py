@@ -12,7 +12,6 @@ import open3d as o3d
 import pycolmap
 import pytest
 from plyfile import PlyData
-from support_synthetic import SyntheticCapture
 
 from photoforge.camera.model import Camera
 from photoforge.errors import StageError
@@ -26,6 +25,7 @@ from photoforge.stage import StageResult, no_progress
 from photoforge.stages import depth, fusion
 from photoforge.stages.depth import DepthInputs, DepthParams
 from photoforge.stages.fusion import FusionInputs
+from photoforge.synthetic import SyntheticCapture
 
 
 def _scores(synthetic: SyntheticCapture, depth_dir: Path, ply: Path, fraction: float):  # type: ignore[no-untyped-def]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import trimesh
 from conftest import SMALL_RUN
-from support_synthetic import SyntheticCapture
 
 from flows.gpu import GPU_DEPLOYMENT
 from flows.reconstruct import reconstruct, why_not
 from photoforge.presets import load_preset
+from photoforge.synthetic import SyntheticCapture
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

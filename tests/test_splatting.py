@@ -11,7 +11,6 @@ import open3d as o3d
 import pytest
 import torch
 from plyfile import PlyData
-from support_synthetic import SyntheticCapture
 
 from photoforge.errors import StageError
 from photoforge.layout import CHECKPOINT, SPLAT_JSON
@@ -26,6 +25,7 @@ from photoforge.splatting.rasterize import rasterize, viewmat
 from photoforge.stage import StageResult, no_progress
 from photoforge.stages import splat
 from photoforge.stages.splat import SplatInputs, SplatLearningRates, SplatParams
+from photoforge.synthetic import SyntheticCapture
 
 GREY = (0.16, 0.16, 0.16)  # the synthetic capture's backdrop
 # A small CPU run: 160 px, 5k Gaussians growing to 10k, 200 steps, learning rates raised for so few steps.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from photoforge.layout import REPORT_HTML, REPORT_JSON
-from photoforge.metrics import ReportMetrics
+from photoforge.metrics import AssetMetrics, ReportMetrics, ScaleMetrics
 from photoforge.qa import gltf_validation
 from photoforge.report.checks import checks, verdict
 from photoforge.stage import StageResult, no_progress
@@ -115,3 +115,98 @@ def test_validator_without_node_says_why(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
     result = gltf_validation.validate(tmp_path / "asset.glb")
     assert result == {"available": False, "reason": "node not found on PATH (scripts/setup.sh installs it)"}
+
+
+# --- isolation and scale: checks on hand-built report.json sections ----------------------------------
+
+
+def _passing() -> dict:
+    """The sections checks() reads, every check passing: a capture without scale or asset stage."""
+    return {
+        "poses": {"registered_fraction": 1.0, "mean_reprojection_error_px": 0.6},
+        "depth": {"usable_fraction": 1.0},
+        "mesh": {"manifold": True, "watertight": True, "watertight_requested": False, "boundary_edges": 0,
+                 "kind": "object", "units": "m", "support_area_share": 0.01},
+        "texture": {"coverage": 0.95, "gltf_validator_errors": 0},
+        "left_out": {"psnr_left_out": 27.0, "left_out_min_coverage": 0.95, "left_out_uncovered": []},
+    }  # fmt: skip
+
+
+def _asset(kind: str = "object", support: str | None = "floor") -> dict:
+    metrics = AssetMetrics(
+        kind=kind, kind_requested="auto", kind_evidence={"convergence": 0.9}, support=support, points_in=1000,
+        points_kept=700, removed={"outside_region": 200, "support": 90, "floaters": 10}, removed_percent=30.0,
+        crop=None, crop_source=None, units="m",
+    )  # fmt: skip
+    return metrics.model_dump(mode="json")
+
+
+def _scale(source: str = "markers", spread: float | None = 0.8) -> dict:
+    metres = source == "markers"
+    metrics = ScaleMetrics(
+        source=source, units="m" if metres else "sfm", marker_size_m=0.05 if metres else None,
+        dictionary="4x4_50" if metres else None, markers_found=6 if metres else 0,
+        views_with_markers=18 if metres else 0, metres_per_unit=0.31 if metres else None, spread_percent=spread,
+    )  # fmt: skip
+    return metrics.model_dump(mode="json")
+
+
+DEFAULTS = report.ReportParams.model_validate({})  # the standard thresholds
+
+
+def _rows(data: dict, stage: str) -> list[dict]:
+    return [c for c in checks(data, DEFAULTS) if c["stage"] == stage]
+
+
+def test_hand_built_report_passes() -> None:
+    data = _passing() | {"asset": _asset(), "scale": _scale()}
+    rows = checks(data, DEFAULTS)
+    assert verdict(rows) == "Good asset: every check passed."
+    names = [c["name"] for c in rows]
+    assert names.index("markers agree on the scale (%)") < names.index("views with usable depth")
+    assert names.index("support left in the object (share of its surface)") < names.index("mesh is manifold")
+
+
+def test_object_still_holding_its_support_is_not_a_good_asset() -> None:
+    data = _passing() | {"asset": _asset()}
+    data["mesh"]["support_area_share"] = 0.12
+    (row,) = _rows(data, "asset")
+    assert row["status"] == "failed" and row["value"] == 0.12
+    assert (
+        row["reason"]
+        == "the asset still holds 12% of the ground or table: add masks/ beside the photos or set asset.crop"
+    )
+    assert verdict(checks(data, DEFAULTS)) == "1 check(s) failed: start with stage asset."
+    data["asset"] = _asset(support="wall")
+    assert "holds 12% of the wall:" in _rows(data, "asset")[0]["reason"]
+    data["mesh"]["support_area_share"] = 0.05  # at the threshold: passes
+    assert [c["status"] for c in _rows(data, "asset")] == ["passed"]
+    data["mesh"]["support_area_share"] = None
+    (row,) = _rows(data, "asset")
+    assert row["status"] == "not checked" and row["reason"] == "the mesh stage measured no support share"
+
+
+def test_markers_that_disagree_are_not_a_good_asset() -> None:
+    data = _passing() | {"asset": _asset(), "scale": _scale(spread=3.4)}
+    data["mesh"]["support_area_share"] = 0.3  # fails too, but the scale comes first in the pipeline
+    (row,) = _rows(data, "scale")
+    assert row["status"] == "failed" and row["value"] == 3.4
+    assert (
+        row["reason"] == "the markers disagree by 3.4%: check scale.marker_size and that the markers are printed flat"
+    )
+    assert verdict(checks(data, DEFAULTS)) == "2 check(s) failed: start with stage scale."
+    data["scale"] = _scale(spread=None)
+    (row,) = _rows(data, "scale")
+    assert row["status"] == "not checked" and row["reason"] == "the scale stage recorded no spread"
+
+
+def test_scene_and_sfm_units_have_no_isolation_or_scale_check() -> None:
+    """A scene keeps its ground (no isolation check); SfM units were not asked to be metres (no scale check)."""
+    data = _passing() | {"asset": _asset(kind="scene", support=None), "scale": _scale(source="none", spread=None)}
+    data["mesh"] |= {"kind": "scene", "support_area_share": 0.6}
+    rows = checks(data, DEFAULTS)
+    assert not _rows(data, "asset") and not _rows(data, "scale")
+    assert verdict(rows) == "Good asset: every check passed."
+    data["asset"] = _asset(support=None)  # an object with no support found: no plane to measure against
+    assert not _rows(data, "asset")
+    assert [c["name"] for c in rows] == [c["name"] for c in checks(_passing(), DEFAULTS)]

@@ -17,11 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import SMALL_RUN
-from support_synthetic import make_capture
 
 from flows.deployments import PoolSetup
 from flows.loopback import TERMINAL, LoopbackCluster
 from photoforge.store import MANIFEST
+from photoforge.synthetic import make_capture
 
 CAPTURES = ("cap-a", "cap-b", "cap-c")
 RUN_TIMEOUT = 900.0

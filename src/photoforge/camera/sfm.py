@@ -6,12 +6,17 @@ Only calls into pycolmap: the algorithms are COLMAP's. This module decides the o
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pycolmap
+
+from photoforge.layout import Frame
 
 log = logging.getLogger("photoforge")
 
@@ -37,14 +42,41 @@ def quiet_colmap(verbose: bool = False) -> None:
     pycolmap.logging.minloglevel = int(pycolmap.logging.INFO if verbose else pycolmap.logging.FATAL)
 
 
-def extract(database: Path, frames_dir: Path, groups: list[CameraGroup], max_features: int) -> dict[str, int]:
-    """SIFT features per camera group, each group its own camera. Returns frame -> camera id."""
+def mask_folder(frames: list[Frame], *, ingest_dir: Path, out: Path) -> Path | None:
+    """COLMAP's mask_path for these frames (`<frame name>.png` each), None when none has the user's mask.
+
+    COLMAP cannot read a frame whose mask file is missing, so a frame without one gets an all-white mask.
+    """
+    if not any(f.mask for f in frames):
+        return None
+    for frame in frames:
+        if not frame.frame:
+            continue
+        target = out / f"{frame.frame}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if frame.mask:
+            shutil.copyfile(ingest_dir / frame.mask, target)
+        else:
+            cv2.imwrite(str(target), np.full((frame.height, frame.width), 255, np.uint8))
+    return out
+
+
+def extract(
+    database: Path, frames_dir: Path, groups: list[CameraGroup], max_features: int, *, masks_dir: Path | None = None
+) -> dict[str, int]:
+    """SIFT features per camera group, each group its own camera. Returns frame -> camera id.
+
+    With `masks_dir` (`<frame name>.png` for every frame, 0 = ignore: `mask_folder`), COLMAP drops the
+    keypoints a frame's mask blacks out: the background matches nothing into the model.
+    """
     options = pycolmap.FeatureExtractionOptions()
     options.sift.max_num_features = max_features
     for group in groups:
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = group.model
         reader.camera_params = group.params
+        if masks_dir is not None:
+            reader.mask_path = masks_dir
         pycolmap.extract_features(
             database,
             frames_dir,

@@ -1,4 +1,4 @@
-"""Which files a capture holds: photos, videos, a calibration, and what to skip."""
+"""Which files a capture holds: photos, videos, a calibration, masks and markers, and what to skip."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from photoforge.errors import StageError
 from photoforge.hashing import file_digest
+from photoforge.layout import CAPTURE_MASKS_DIR, MARKERS_YAML
 
 log = logging.getLogger("photoforge")
 
@@ -28,6 +29,8 @@ class CaptureFiles:
     videos: tuple[Path, ...]
     calibration: Path | None
     skipped: tuple[Path, ...]
+    masks: tuple[Path, ...] = ()  # PNGs under CAPTURE_MASKS_DIR: white = object (never photos themselves)
+    markers: Path | None = None  # MARKERS_YAML beside the photos, for the scale stage
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -53,9 +56,8 @@ class CaptureFolder(BaseModel):
     def cache_key(self) -> dict[str, Any]:
         """Content digests of every file ingest reads (relative names kept: they name the frames)."""
         files = scan_capture(self.root, warn=False)
-        sources = [*files.photos, *files.videos]
-        if files.calibration is not None:
-            sources.append(files.calibration)
+        sources = [*files.photos, *files.videos, *files.masks]
+        sources += [p for p in (files.calibration, files.markers) if p is not None]
         return {"files": {files.relative(p): file_digest(p) for p in sources}}
 
 
@@ -70,17 +72,23 @@ def scan_capture(root: Path, stage: str = "ingest", warn: bool = True) -> Captur
     videos: list[Path] = []
     skipped: list[Path] = []
     calibration: Path | None = None
+    markers: Path | None = None
+    masks: list[Path] = []
     entries = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
     if not entries:
         raise StageError(stage, "the folder is empty: add photos (JPEG, PNG, TIFF, HEIC, camera RAW) or videos", root)
     for path in entries:
         suffix = path.suffix.lower()
-        if suffix in PHOTO_EXTENSIONS:
+        if _in_masks_folder(path.relative_to(root)):
+            (masks if suffix == ".png" else skipped).append(path)
+        elif suffix in PHOTO_EXTENSIONS:
             photos.append(path)
         elif suffix in VIDEO_EXTENSIONS:
             videos.append(path)
         elif path.name == CALIBRATION_NAME and path.parent == root:
             calibration = path
+        elif path.name == MARKERS_YAML and path.parent == root:
+            markers = path
         else:
             skipped.append(path)
     if not photos and not videos:
@@ -94,7 +102,12 @@ def scan_capture(root: Path, stage: str = "ingest", warn: bool = True) -> Captur
         names = [p.relative_to(root).as_posix() for p in skipped]
         shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
         log.warning("ingest: skipping %d file(s) that are not photos or videos in %s: %s", len(names), root, shown)
-    return CaptureFiles(root, tuple(photos), tuple(videos), calibration, tuple(skipped))
+    return CaptureFiles(root, tuple(photos), tuple(videos), calibration, tuple(skipped), tuple(masks), markers)
+
+
+def _in_masks_folder(rel: Path) -> bool:
+    """Under the capture's masks folder: its PNGs are masks of photos, never photos."""
+    return len(rel.parts) > 1 and rel.parts[0] == CAPTURE_MASKS_DIR
 
 
 def _hidden(rel: Path) -> bool:

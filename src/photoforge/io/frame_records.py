@@ -53,9 +53,11 @@ class FrameRecord:
     reason: str = ""
     set_name: str = ""
     signature: np.ndarray | None = field(default=None, repr=False)
+    orientation: int = 1  # the photo's EXIF orientation: a mask may come in its stored (unturned) layout
+    mask: str | None = None  # the user's mask at the working size, relative to the artefact
 
     def as_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("signature", "set_name")}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("signature", "set_name", "orientation")}
         data["sharpness"] = round(self.sharpness, 2)
         if self.time is not None:
             data["time"] = round(self.time, 3)
@@ -121,6 +123,7 @@ def ingest_photo(
         intrinsics=prior.scaled(width, height).as_dict() if prior else None,
         set_name="photos",
         signature=thumbnail_signature(rgb),
+        orientation=photo.orientation,
     )
 
 

@@ -19,6 +19,7 @@ _THUMB_SIZE = 32
 
 _EXIF_IFD = 0x8769
 _TAG_MAKE, _TAG_MODEL = 0x010F, 0x0110
+_TAG_ORIENTATION = 0x0112
 _TAG_FOCAL, _TAG_FOCAL_35 = 0x920A, 0xA405
 _TAG_FPX_RES, _TAG_FP_UNIT = 0xA20E, 0xA210
 _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0}
@@ -29,6 +30,7 @@ class Photo:
     rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied
     camera_model: str  # make and model from EXIF, or "" when absent
     exif_prior: Intrinsics | None
+    orientation: int = 1  # the EXIF orientation applied (1: stored upright; 5-8: turned by 90 degrees)
 
 
 def load_photo(path: Path, stage: str = "ingest") -> Photo:
@@ -37,7 +39,13 @@ def load_photo(path: Path, stage: str = "ingest") -> Photo:
         raise StageError(stage, "empty file (0 bytes)", path)
     decoded = decode_photo(path, stage)
     height, width = decoded.rgb.shape[:2]
-    return Photo(decoded.rgb, _camera_model(decoded.exif), _exif_prior(decoded.exif, width, height))
+    orientation = _as_float(decoded.exif.get(_TAG_ORIENTATION))
+    return Photo(
+        decoded.rgb,
+        _camera_model(decoded.exif),
+        _exif_prior(decoded.exif, width, height),
+        int(orientation) if orientation in (1, 2, 3, 4, 5, 6, 7, 8) else 1,
+    )
 
 
 def _camera_model(exif: Image.Exif) -> str:

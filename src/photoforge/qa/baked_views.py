@@ -1,7 +1,8 @@
 """The bake's honest numbers: the textured mesh rendered where photos were taken, scored against them.
 
 Left-out views (not used for the bake) and a few used ones are rendered; PSNR and SSIM are measured
-inside the silhouette. Each scored view also gets its coverage: the share of what its depth map saw
+inside the silhouette (and inside the user's mask of the view, when it has one: the background the
+mesh may cover is not the object). Each scored view also gets its coverage: the share of what its depth map saw
 that the mesh covers, so a view the mesh misses fails rather than dropping out of the mean (a view the
 mesh does not reach at all is scored over the whole image).
 """
@@ -16,7 +17,8 @@ import numpy as np
 
 from photoforge.camera.model import Camera
 from photoforge.geometry.mvs.depthmaps import load_view
-from photoforge.layout import EVAL_DIR
+from photoforge.geometry.mvs.view_masks import view_mask
+from photoforge.layout import EVAL_DIR, UNDISTORTED
 from photoforge.qa.image_scores import masked_psnr, masked_ssim
 from photoforge.render.raycast import sample_texture
 from photoforge.texturing.sources import to_asset
@@ -40,7 +42,8 @@ def score_baked_views(
     out: Path,
 ) -> list[dict[str, Any]]:
     """Render the textured mesh from each chosen (view index, left out) of the depth artefact's usable
-    views; PSNR/SSIM inside the silhouette, coverage, and a photo-beside-render picture in out/eval.
+    views; PSNR/SSIM inside the silhouette and the view's user mask, coverage, and a photo-beside-render
+    picture in out/eval.
 
     Coverage is the share of the view's depth-valid pixels (what the depth stage reconstructed there)
     that the mesh covers; with no valid depth, 1 when the mesh shows at all, else 0. A view the mesh
@@ -58,7 +61,10 @@ def score_baked_views(
         render = sample_texture(hits, face_uvs, texture)
         seen = maps["depth"] > 0
         coverage = float((hits.mask & seen).sum() / seen.sum()) if seen.any() else float(hits.mask.any())
+        user = view_mask(depth_dir / UNDISTORTED, record.name, photo.shape[1], photo.shape[0])
         mask = hits.mask if hits.mask.any() else np.ones_like(hits.mask)
+        if user is not None and (mask & user).any():
+            mask = mask & user
         side = np.concatenate([photo, render], axis=1)
         name = f"{i:04d}.jpg"
         cv2.imwrite(str(out / EVAL_DIR / name), cv2.cvtColor(side, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])

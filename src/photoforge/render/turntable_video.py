@@ -32,10 +32,22 @@ class Encoded:
 @dataclass(frozen=True)
 class MeshVideo(Encoded):
     coverage: list[float]  # the share of each frame the object covers
+    heights: list[float]  # the share of each frame's height the object spans (the framing, measured)
 
     @property
     def coverage_mean(self) -> float:
         return float(np.mean(self.coverage))
+
+
+def object_mask(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The pixels of a rendered frame that are not the background."""
+    return (frame != background).any(axis=2)
+
+
+def height_share(mask: np.ndarray) -> float:
+    """The share of the frame's height between the object's top and bottom pixel rows (0: no object)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    return float(rows[-1] - rows[0] + 1) / mask.shape[0] if len(rows) else 0.0
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,14 @@ def mesh_turntable(
     poster_index = orbit.frames // 8  # an eighth of a turn: a three-quarter view
     background = np.array(orbit.background, np.uint8)
     coverage: list[float] = []
+    heights: list[float] = []
     started = time.perf_counter()
 
     def frames() -> Iterator[np.ndarray]:
         for i, frame in enumerate(render_frames(vertices, faces, uvs[faces], texture, orbit)):
-            coverage.append(float((frame != background).any(axis=2).mean()))
+            mask = object_mask(frame, background)
+            coverage.append(float(mask.mean()))
+            heights.append(height_share(mask))
             if i == poster_index:
                 cv2.imwrite(str(files.poster), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             if i % sheet_every == 0 and len(sheet) < tiles:
@@ -81,7 +96,7 @@ def mesh_turntable(
     count = write_mp4(files.video, frames(), fps, orbit.width, orbit.height, quality)
     seconds = time.perf_counter() - started
     cv2.imwrite(str(files.sheet), cv2.cvtColor(contact_sheet(sheet, 4, 320), cv2.COLOR_RGB2BGR))
-    return MeshVideo(count, seconds, coverage)
+    return MeshVideo(count, seconds, coverage, heights)
 
 
 def splat_turntable(

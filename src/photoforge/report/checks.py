@@ -23,6 +23,10 @@ class Thresholds(Protocol):
     def min_psnr_left_out(self) -> float: ...
     @property
     def min_coverage(self) -> float: ...
+    @property
+    def max_support_share(self) -> float: ...
+    @property
+    def max_scale_spread_percent(self) -> float: ...
 
 
 def verdict(rows: list[dict[str, Any]]) -> str:
@@ -46,13 +50,21 @@ def check(name: str, stage: str, value: Any, passed: bool | None, reason: str = 
 
 
 def _measured(
-    name: str, stage: str, value: float | None, ok: Callable[[float], bool], unmeasured: str, failed: str = ""
+    name: str,
+    stage: str,
+    value: float | None,
+    ok: Callable[[float], bool],
+    unmeasured: str,
+    failed: str | Callable[[float], str] = "",
 ) -> dict[str, Any]:
-    """A check of a number: not checked (with `unmeasured`) when the stage has none, else ok(value)."""
+    """A check of a number: not checked (with `unmeasured`) when the stage has none, else ok(value).
+
+    `failed` says what to do when it fails: a text, or one made from the value.
+    """
     if value is None:
         return check(name, stage, value, None, unmeasured)
     passed = bool(ok(value))
-    return check(name, stage, value, passed, "" if passed else failed)
+    return check(name, stage, value, passed, "" if passed else failed(value) if callable(failed) else failed)
 
 
 def checks(r: dict[str, Any], p: Thresholds) -> list[dict[str, Any]]:
@@ -65,7 +77,9 @@ def checks(r: dict[str, Any], p: Thresholds) -> list[dict[str, Any]]:
         _measured("registered fraction", "poses", poses["registered_fraction"], lambda v: v >= p.min_registered, none),
         _measured("mean reprojection error (px)", "poses", poses["mean_reprojection_error_px"],
                   lambda v: v <= p.max_reprojection_px, none),
+        *scale_checks(r.get("scale"), p),
         _measured("views with usable depth", "depth", depth["usable_fraction"], lambda v: v >= 0.8, none),
+        *isolation_checks(r.get("asset"), mesh, p),
         check("mesh is manifold", "mesh", mesh["manifold"], bool(mesh["manifold"])),
     ]  # fmt: skip
     if mesh.get("watertight_requested"):
@@ -88,3 +102,34 @@ def checks(r: dict[str, Any], p: Thresholds) -> list[dict[str, Any]]:
                   f"validator not run: {texture.get('gltf_validator_not_run', 'no result')}"),
     ]  # fmt: skip
     return rows
+
+
+SUPPORT_NAMES = {"floor": "ground or table", "wall": "wall"}
+
+
+def scale_checks(scale: dict[str, Any] | None, p: Thresholds) -> list[dict[str, Any]]:
+    """Markers gave a scale: they agree on it. No scale asked for (SfM units) or an older run: no check."""
+    if scale is None or scale["source"] != "markers":
+        return []
+    return [
+        _measured("markers agree on the scale (%)", "scale", scale["spread_percent"],
+                  lambda v: v <= p.max_scale_spread_percent, "the scale stage recorded no spread",
+                  lambda v: f"the markers disagree by {v:.1f}%: check scale.marker_size and that the markers are "
+                  "printed flat"),
+    ]  # fmt: skip
+
+
+def isolation_checks(asset: dict[str, Any] | None, mesh: dict[str, Any], p: Thresholds) -> list[dict[str, Any]]:
+    """An object holds no more than a sliver of its support; a scene (or an older run) is not isolated: no check.
+
+    With no support found there is no plane to measure the mesh against, so no row either.
+    """
+    if asset is None or asset["kind"] != "object" or asset["support"] is None:
+        return []
+    support = SUPPORT_NAMES.get(asset["support"], asset["support"])
+    return [
+        _measured("support left in the object (share of its surface)", "asset", mesh.get("support_area_share"),
+                  lambda v: v <= p.max_support_share, "the mesh stage measured no support share",
+                  lambda v: f"the asset still holds {v:.0%} of the {support}: add masks/ beside the photos or set "
+                  "asset.crop"),
+    ]  # fmt: skip

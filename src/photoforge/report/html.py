@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 
 from photoforge.layout import SPLAT_VIDEO, VIDEO
+from photoforge.report.isolation_html import asset_section, scale_section
+from photoforge.report.markup import fmt, table
 
 SECTIONS = (
     ("verdict", "Verdict"),
     ("inputs", "Inputs"),
     ("poses", "Camera poses"),
+    ("scale", "Scale"),
     ("depth", "Dense depth"),
     ("fusion", "Fused point cloud"),
+    ("asset", "The object alone"),
     ("splat", "Gaussian splats"),
     ("mesh", "Mesh"),
     ("texture", "Texture"),
@@ -44,19 +48,6 @@ def image_data_uri(path: Path, max_width: int = 960) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(np.asarray(data).tobytes()).decode()
 
 
-def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
 def _img(uri: str, caption: str) -> str:
     text = html.escape(caption)
     return f'<figure><img src="{uri}" alt="{text}"><figcaption>{text}</figcaption></figure>'
@@ -67,7 +58,7 @@ def render(report: dict[str, Any], images: dict[str, list[tuple[str, str]]]) -> 
     body = []
     for key, title in SECTIONS:
         if key not in report:
-            continue  # a stage this run left out (the splats)
+            continue  # a stage this run left out (the splats, or scale and asset in an older run)
         content = _section(key, report)
         figures = "".join(_img(uri, caption) for uri, caption in images.get(key, []))
         body.append(f'<section id="{key}"><h2>{title}</h2>{content}<div class="figures">{figures}</div></section>')
@@ -83,6 +74,7 @@ text-align: left; vertical-align: top; }} th {{ color: #555; font-weight: 600; }
 figure img {{ max-width: 520px; display: block; border: 1px solid #ccc; }}
 figcaption {{ font-size: 12px; color: #555; }} .ok {{ color: #1a7f37; }} .bad {{ color: #c62828; font-weight: 600; }}
 .unchecked {{ color: #9a6700; font-weight: 600; }}
+.hint {{ background: #fff8e1; border-left: 3px solid #e0a800; padding: .4em .8em; }}
 video {{ max-width: 640px; display: block; }}
 </style></head>
 <body><h1>{title}</h1><p>preset <b>{html.escape(report["preset"])}</b>,
@@ -104,7 +96,7 @@ def _section(key: str, r: dict[str, Any]) -> str:
             why = f": {check['reason']}" if check.get("reason") else ""
             items.append(
                 f"<li class='{css}' data-status='{html.escape(check['status'])}'>{html.escape(check['name'])}: "
-                f"{html.escape(_fmt(check['value']))} ({html.escape(mark + why)})</li>"
+                f"{html.escape(fmt(check['value']))} ({html.escape(mark + why)})</li>"
             )
         return f"<p><b>{html.escape(r['verdict'])}</b></p><ul>{''.join(items)}</ul>"
     if key == "inputs":
@@ -115,22 +107,26 @@ def _section(key: str, r: dict[str, Any]) -> str:
             ("frames kept", r["inputs"]["kept"]),
         ]
         rows += [("skipped files", ", ".join(r["inputs"]["skipped"]) or "none")]
-        return _table(rows) + (("<h3>Rejected</h3>" + _table(rejected)) if rejected else "<p>No frame rejected.</p>")
+        return table(rows) + (("<h3>Rejected</h3>" + table(rejected)) if rejected else "<p>No frame rejected.</p>")
     if key == "stages":
         rows = [(s["stage"], f"{s['compute_seconds']:.1f} s to compute, key {s['key']}") for s in r["stages"]]
-        return _table(rows)
+        return table(rows)
     if key == "versions":
-        return _table(sorted(r["versions"].items()))
+        return table(sorted(r["versions"].items()))
     if key == "turntable":
         video = f'<video src="{VIDEO}" controls loop muted playsinline></video>'
         if "splat" in r:
             video += f'<video src="{SPLAT_VIDEO}" controls loop muted playsinline></video>'
-        return video + _table(sorted(r["turntable"].items()))
+        return video + table(sorted(r["turntable"].items()))
+    if key == "scale":
+        return scale_section(r["scale"])
+    if key == "asset":
+        return asset_section(r["asset"])
     if key == "evaluation":
         rows = [
             (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}, "
              f"the mesh covers {e['coverage']:.0%} of what it saw")
             for e in r["evaluation"]
         ]  # fmt: skip
-        return _table(rows)
-    return _table(sorted((k, v) for k, v in r[key].items() if k != "summary"))
+        return table(rows)
+    return table(sorted((k, v) for k, v in r[key].items() if k != "summary"))

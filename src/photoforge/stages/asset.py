@@ -9,12 +9,29 @@ the support. Scene: the cloud untouched. Writes the kept points (object.ply), wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from photoforge.errors import StageError
+from photoforge.layout import (
+    FUSED_PLY,
+    ISOLATION_JSON,
+    OBJECT_PLY,
+    REMOVED_PLY,
+    SPARSE_DIR,
+    IsolatedAsset,
+    ScaleEstimate,
+)  # fmt: skip
 from photoforge.metrics import AssetMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.store import write_json
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from photoforge.camera.model import Camera
+    from photoforge.geometry.isolation import Support
 
 
 class AssetParams(StageParams):
@@ -22,11 +39,15 @@ class AssetParams(StageParams):
         "auto", description="object: isolate what the cameras look at; scene: keep everything; auto: from the cameras"
     )
     crop: list[float] | None = Field(
-        None, description="[x0,y0,z0,x1,y1,z1] box in the asset frame (y up, metres with a scale): overrides the automatic one"
+        None,
+        description="[x0,y0,z0,x1,y1,z1]: keep only this box of the asset frame (y up; metres with a scale)",
     )
     remove_support: bool = Field(True, description="object: find the ground, table or wall and remove it")
     support_band: float = Field(
-        0.015, gt=0.0, lt=0.5, description="object: points this close to the support plane (share of the object's size) go"
+        0.015,
+        gt=0.0,
+        lt=0.5,
+        description="object: points this close to the support plane (share of the object's size) go",
     )
     keep_floaters: bool = Field(False, description="object: keep pieces not connected to the main object")
 
@@ -45,7 +66,145 @@ class AssetInputs(StageInputs):
 
 
 def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progress) -> AssetMetrics:
-    raise NotImplementedError  # being written (issue 13)
+    import numpy as np  # the stage's libraries load when it runs, not when presets or keys are read
+    import pycolmap
+
+    from photoforge.camera.views import load_views
+    from photoforge.geometry import isolation
+    from photoforge.geometry.pointcloud import read_ply, write_ply
+
+    xyz, rgb, normals = read_ply(inputs.fusion.dir / FUSED_PLY)
+    views, _ = load_views(pycolmap.Reconstruction(str(inputs.poses.dir / SPARSE_DIR)))
+    cameras = [v.camera for v in views]
+    scale = ScaleEstimate.read(inputs.scale.dir)
+    progress(0, 3, "object or scene")
+    decision = isolation.decide_kind(cameras)
+    kind = decision.kind if params.kind == "auto" else params.kind
+    if kind == "scene":
+        keep = _scene_crop(xyz, cameras, params.crop, scale)
+        result = IsolatedAsset(kind="scene", scale=scale.metres_per_unit)
+        removed = {"outside_region": int(np.sum(~keep))}
+        support = None
+    else:
+        progress(1, 3, "support plane and region")
+        centre, radius = decision.centre, isolation.region_radius(cameras, decision.centre)
+        inside = np.linalg.norm(xyz - centre, axis=1) <= radius
+        if not inside.any():
+            raise StageError(
+                "asset", "no fused point lies where the cameras look: set asset.kind=scene, or asset.crop",
+                inputs.fusion.dir,
+            )  # fmt: skip
+        support = None
+        if params.remove_support:
+            support = isolation.find_support(xyz[inside], cameras, up=decision.up, threshold=SUPPORT_RANSAC * radius)
+        spacing = isolation.median_spacing(xyz[inside])
+        cut = isolation.isolate(
+            xyz, inside=inside, support=support, band=params.support_band * radius, spacing=spacing,
+            keep_floaters=params.keep_floaters,
+        )  # fmt: skip
+        if not cut.keep.any():
+            raise StageError("asset", "isolation removed every point: set asset.kind=scene", inputs.fusion.dir)
+        rotation = isolation.object_rotation(xyz[cut.keep], cameras, support=support, up=decision.up)
+        keep = cut.keep
+        if params.crop is not None:
+            keep = keep & _in_box(xyz, _frame(xyz[keep], rotation, support, scale), params.crop)
+            cut.removed["outside_region"] += int(np.sum(cut.keep & ~keep))
+        removed = cut.removed
+        result = IsolatedAsset(
+            kind="object",
+            rotation=rotation.tolist(),
+            support=support.as_list() if support is not None else None,
+            support_kind=support.kind if support is not None else None,
+            scale=_metres_per_unit(scale, xyz[keep], rotation),
+            region_centre=centre.tolist(),
+            region_radius=radius,
+        )
+    if not keep.any():
+        raise StageError("asset", "asset.crop holds no point: widen the box (asset frame, y up)", inputs.fusion.dir)
+    progress(2, 3, f"{int(keep.sum())} of {len(xyz)} points kept")
+    write_ply(out / OBJECT_PLY, xyz[keep], rgb[keep], normals[keep])
+    write_ply(out / REMOVED_PLY, xyz[~keep], rgb[~keep], normals[~keep])
+    write_json(out / ISOLATION_JSON, result.model_dump(mode="json"))
+    units = "m" if result.scale is not None else "sfm"
+    kept = int(keep.sum())
+    percent = round(100.0 * (len(xyz) - kept) / len(xyz), 2)
+    crop_box = _kept_box(xyz[keep], result) if kind == "object" or params.crop else None
+    progress(3, 3, f"{kind}: {kept} points kept")
+    return AssetMetrics(
+        kind=kind,
+        kind_requested=params.kind,
+        kind_evidence=decision.evidence(),
+        support=support.kind if support is not None else None,
+        points_in=len(xyz),
+        points_kept=kept,
+        removed=removed,
+        removed_percent=percent,
+        crop=crop_box,
+        crop_source=("asset.crop" if params.crop else "auto") if crop_box is not None else None,
+        units=units,
+        summary=f"{kind} ({'auto' if params.kind == 'auto' else 'asked'}): {kept} points kept, {percent}% removed"
+        + (f", {support.kind} removed" if support is not None else ""),
+    )
+
+
+SUPPORT_RANSAC = 0.01  # RANSAC inlier distance for the support plane, as a share of the region's radius
+
+
+def _metres_per_unit(scale: ScaleEstimate, points: np.ndarray, rotation: np.ndarray) -> float | None:
+    """Markers give metres per unit directly; a known object height does through the isolated object's height."""
+    if scale.metres_per_unit is not None:
+        return scale.metres_per_unit
+    if scale.object_height_m:
+        heights = points @ rotation[1]
+        return scale.object_height_m / float(heights.max() - heights.min())
+    return None
+
+
+def _frame(points: np.ndarray, rotation: np.ndarray, support: Support | None, scale: ScaleEstimate) -> np.ndarray:
+    """The 4x4 asset frame of these points, as the mesh stage will place them (the crop box's frame)."""
+    from photoforge.geometry import isolation
+
+    translation = isolation.place_on_support(points, rotation, support=support)
+    return isolation.similarity(rotation, translation, _metres_per_unit(scale, points, rotation) or 1.0)
+
+
+def _in_box(points: np.ndarray, world_to_asset: np.ndarray, box: list[float]) -> np.ndarray:
+    import numpy as np
+
+    local = points @ world_to_asset[:3, :3].T + world_to_asset[:3, 3]
+    return np.all((local >= box[:3]) & (local <= box[3:]), axis=1)
+
+
+def _scene_crop(
+    points: np.ndarray, cameras: list[Camera], crop: list[float] | None, scale: ScaleEstimate
+) -> np.ndarray:
+    """A scene keeps every point, unless asset.crop boxes it (in the scene's asset frame, from the cameras)."""
+    import numpy as np
+
+    from photoforge.geometry import meshing
+
+    if crop is None:
+        return np.ones(len(points), bool)
+    frame = meshing.asset_frame(points, [c.cam_from_world.rotation for c in cameras], [c.centre for c in cameras])
+    frame[:3] *= scale.metres_per_unit or 1.0
+    return _in_box(points, frame, crop)
+
+
+def _kept_box(points: np.ndarray, result: IsolatedAsset) -> list[float]:
+    """The kept points' box in the asset frame (before the mesh stage's final centring)."""
+    import numpy as np
+
+    from photoforge.geometry import isolation
+
+    if result.rotation is None:
+        return np.round(np.concatenate([points.min(axis=0), points.max(axis=0)]), 4).tolist()
+    rotation = np.array(result.rotation)
+    support = None
+    if result.support is not None and result.support_kind is not None:
+        support = isolation.Support(np.array(result.support[:3]), result.support[3], result.support_kind)
+    translation = isolation.place_on_support(points, rotation, support=support)
+    local = (points @ rotation.T + translation) * (result.scale or 1.0)
+    return np.round(np.concatenate([local.min(axis=0), local.max(axis=0)]), 4).tolist()
 
 
 STAGE = Stage("asset", inputs=AssetInputs, params=AssetParams, metrics=AssetMetrics, run=run)

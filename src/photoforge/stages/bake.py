@@ -1,9 +1,10 @@
 """Stage bake: an albedo texture from the photos, and honest quality numbers from left-out views.
 
-The bake itself is photoforge.texturing.bake (per texel the views that see it, per face the best
-view, levelled and blended). Every `leave_out_every`-th view is not used, and the textured mesh
-rendered from it is compared with its photo (photoforge.qa.baked_views: PSNR, SSIM inside the
-silhouette, and the share of what its depth map saw that the mesh covers).
+The bake itself is photoforge.texturing.bake (per texel the views that see it inside the object:
+the user's masks, else the mesh's silhouette, less a band along the edge; per face the best view,
+levelled and blended). Every `leave_out_every`-th view is not used, and the textured mesh rendered
+from it is compared with its photo (photoforge.qa.baked_views: PSNR, SSIM inside the silhouette and
+the user's mask, and the share of what its depth map saw that the mesh covers).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ class BakeParams(StageParams):
     min_cos: float = Field(0.1, ge=0.0, lt=1.0, description="ignore views seeing a face more obliquely than this")
     levelling: bool = Field(True, description="level colour and exposure across views")
     max_eval_views: int = Field(4, ge=0, description="views used for the bake that are also scored")
+    mask_erode_px: int = Field(
+        3,
+        ge=0,
+        le=64,
+        description="px along a view's object outline (the user's mask, else the mesh's silhouette) that colour "
+        "a texel only when no view sees it further inside; 0: the whole mask, no silhouette",
+    )
 
 
 class BakeInputs(StageInputs):
@@ -59,7 +67,16 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
     progress(0, steps, f"{len(texels.index)} texels, {len(bake_ids)} views")
     frames = Frames.read(inputs.ingest.dir)
     sources = photo_sources(
-        inputs.capture, frames, inputs.poses.dir, depth_dir, records, bake_ids, to_asset, params.full_resolution
+        frames,
+        records,
+        bake_ids,
+        capture=inputs.capture,
+        poses_dir=inputs.poses.dir,
+        depth_dir=depth_dir,
+        world_to_asset=to_asset,
+        full_resolution=params.full_resolution,
+        scene=scene,
+        erode_px=params.mask_erode_px,
     )
     settings = BakeSettings(params.smoothness, params.blend, params.min_cos, params.levelling)
     baked = bake_texture(texels, mesh, scene, sources, settings, progress)

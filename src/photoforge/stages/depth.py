@@ -3,7 +3,8 @@
 Two backends: `cuda` runs COLMAP PatchMatch (pycolmap-cuda12); `cpu` runs photoforge's own
 plane sweep in PyTorch (on a GPU too, when torch sees one). `auto` picks `cuda` when the
 installed pycolmap has CUDA. Both work on COLMAP-undistorted (pinhole) images, kept in the
-artefact for later stages. The per-view work is photoforge.geometry.mvs.depth_views.
+artefact for later stages with the user's masks undistorted alike (no depth outside a mask).
+The per-view work is photoforge.geometry.mvs.depth_views.
 
 The key hashes the backend that runs, never `auto` (the stage's `resolve`): plane sweep and
 PatchMatch give different maps, so a CPU result must not stand in for a CUDA one (or the reverse).
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.layout import DEPTH_JSON, FRAMES_DIR, MAPS_DIR, PREVIEWS_DIR, SPARSE_DIR, UNDISTORTED
+from photoforge.layout import DEPTH_JSON, FRAMES_DIR, MAPS_DIR, MASKS_DIR, PREVIEWS_DIR, SPARSE_DIR, UNDISTORTED
 from photoforge.metrics import DepthMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 from photoforge.store import write_json
@@ -92,7 +93,8 @@ def run_views(
     quiet_colmap(verbose=False)
     workspace = out / UNDISTORTED
     sparse_dir = inputs.poses.dir / SPARSE_DIR
-    model = depth_views.undistort(inputs.ingest.dir / FRAMES_DIR, sparse_dir, workspace)
+    masks = inputs.ingest.dir / MASKS_DIR  # the user's object masks: no depth outside them
+    model = depth_views.undistort(inputs.ingest.dir / FRAMES_DIR, sparse_dir, workspace, masks_dir=masks)
     settings = depth_views.ViewSettings(
         max_size=params.max_size,
         torch_device=params.torch_device,

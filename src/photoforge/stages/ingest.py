@@ -2,11 +2,14 @@
 
 Each source gets a record (file, time in video, sharpness, kept or rejected and why) and
 each kept frame an intrinsics prior (K.txt, else EXIF) that the poses stage starts from.
-The per-photo and per-video work is photoforge.io.frame_records.
+The user's masks (capture masks/) are fitted to the kept photos' frames for every later stage, and
+markers.yaml is copied for the scale stage. The per-photo and per-video work is photoforge.io.frame_records,
+the masks photoforge.io.masks.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +18,7 @@ from pydantic import Field
 from photoforge.camera.calibration import read_k_matrix
 from photoforge.errors import StageError
 from photoforge.io.capture_files import CaptureFolder, scan_capture
-from photoforge.layout import FRAMES_DIR, FRAMES_JSON
+from photoforge.layout import FRAMES_DIR, FRAMES_JSON, MARKERS_YAML
 from photoforge.metrics import IngestMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams
 from photoforge.store import write_json
@@ -37,11 +40,12 @@ class IngestParams(StageParams):
 
 
 class IngestInputs(StageInputs):
-    capture: CaptureFolder  # keyed by the content of the files ingest reads
+    capture: CaptureFolder  # keyed by the content of the files ingest reads (masks and markers.yaml too)
 
 
 def run(inputs: IngestInputs, *, out: Path, params: IngestParams, progress: Progress) -> IngestMetrics:
     from photoforge.io import frame_records as fr  # the decoders (OpenCV, rawpy, ffmpeg) load when it runs
+    from photoforge.io.masks import attach_masks
 
     capture = inputs.capture.root
     files = scan_capture(capture)
@@ -74,6 +78,9 @@ def run(inputs: IngestInputs, *, out: Path, params: IngestParams, progress: Prog
     if not kept:
         reasons = "; ".join(f"{r.source}: {r.reason}" for r in records[:10])
         raise StageError("ingest", f"every frame was rejected ({reasons})", capture)
+    masks = attach_masks(files, records, out=out)
+    if files.markers is not None:
+        shutil.copyfile(files.markers, out / MARKERS_YAML)
     skipped = [files.relative(p) for p in files.skipped]
     write_json(out / FRAMES_JSON, {"frames": [r.as_json() for r in records], "skipped": skipped})
     return IngestMetrics(
@@ -86,7 +93,7 @@ def run(inputs: IngestInputs, *, out: Path, params: IngestParams, progress: Prog
         rejected_corrupt=sum(r.reason.startswith("corrupt") for r in records),
         skipped_files=len(files.skipped),
         calibration="K.txt" if k_matrix is not None else "exif-or-none",
-        summary=f"{len(kept)}/{len(records)} frames kept",
+        summary=f"{len(kept)}/{len(records)} frames kept{masks.describe()}",
     )
 
 

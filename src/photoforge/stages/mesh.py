@@ -1,7 +1,9 @@
-"""Stage mesh: a cleaned, oriented surface from the fused cloud (Poisson) or the depth maps (TSDF).
+"""Stage mesh: a cleaned, oriented surface from the asset's points (Poisson) or the depth maps (TSDF).
 
-The mesh is written in the asset frame (Y up from the cameras, centred, cameras in front);
-`asset_transform.json` holds the world-to-asset transform later stages apply to the cameras.
+The mesh is written in the asset frame. An object (the asset stage's decision): up from its support,
+cut where it meets the support, standing on y = 0, centred on its footprint, front +Z. A scene: Y up
+from the cameras, centred, cameras in front. Both in metres when the scale stage found a scale.
+`asset_transform.json` holds the world-to-asset similarity later stages apply to the cameras.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.layout import FUSED_PLY, MESH_PLY, TRANSFORM_JSON, DepthViews
+from photoforge.layout import MESH_PLY, OBJECT_PLY, TRANSFORM_JSON, DepthViews, IsolatedAsset
 from photoforge.metrics import MeshMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 from photoforge.store import write_json
@@ -38,7 +40,7 @@ class MeshParams(StageParams):
 
 
 class MeshInputs(StageInputs):
-    fusion: StageResult
+    asset: StageResult  # the isolated object's points (or the whole scene's) and its frame
     depth: StageResult
     splat: StageResult | None = None  # an input only for mesh.surface=splats
 
@@ -55,10 +57,11 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
     import open3d as o3d
 
     from photoforge.camera.model import Camera
-    from photoforge.geometry import meshing, surfaces
+    from photoforge.geometry import framing, meshing, surfaces
 
     inputs = inputs.used(params)
-    fusion_dir, depth_dir = inputs.fusion.dir, inputs.depth.dir
+    asset_dir, depth_dir = inputs.asset.dir, inputs.depth.dir
+    isolated = IsolatedAsset.read(asset_dir)
     splat_dir = inputs.splat.dir if inputs.splat is not None else None
     records = DepthViews.read(depth_dir).usable
     views = [Camera.from_json(r.camera) for r in records if r.camera is not None]  # a usable view has one
@@ -67,25 +70,34 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
     if splat_dir is not None:
         surface = surfaces.tsdf_from_splats(splat_dir, params.tsdf_voxel_px)
     elif params.method == "poisson":
-        surface = surfaces.poisson_from_cloud(fusion_dir / FUSED_PLY, params.poisson_depth, params.density_trim)
+        surface = surfaces.poisson_from_cloud(asset_dir / OBJECT_PLY, params.poisson_depth, params.density_trim)
     else:
         surface = surfaces.tsdf_from_depth_maps(depth_dir, records, views, params.tsdf_voxel_px)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
+    if isolated.kind == "object":
+        vertices, faces = framing.cut_to_object(
+            vertices, faces, isolated, object_points=asset_dir / OBJECT_PLY, near_points=method != "poisson"
+        )
     if len(faces) == 0:
-        raise StageError("mesh", f"the {method} surface has no faces", splat_dir or fusion_dir)
+        raise StageError("mesh", f"the {method} surface has no faces", splat_dir or asset_dir)
     progress(1, 3, f"clean-up of {len(faces)} faces")
     settings = meshing.CleanupSettings(
         params.min_component_fraction, params.max_hole_edges, params.watertight, params.target_faces
     )
     vertices, faces = meshing.cleanup(vertices, faces, settings)
     if len(faces) == 0:
-        raise StageError("mesh", "no faces left after clean-up (loosen mesh.min_component_fraction)", fusion_dir)
-    transform = meshing.asset_frame(vertices, [v.cam_from_world.rotation for v in views], [v.centre for v in views])
+        raise StageError("mesh", "no faces left after clean-up (loosen mesh.min_component_fraction)", asset_dir)
+    if isolated.kind == "object":
+        transform = framing.object_frame(vertices, isolated)
+    else:
+        transform = meshing.asset_frame(vertices, [v.cam_from_world.rotation for v in views], [v.centre for v in views])
+        transform[:3] *= isolated.scale or 1.0
     vertices = vertices @ transform[:3, :3].T + transform[:3, 3]
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces))
     mesh.compute_vertex_normals()
     o3d.io.write_triangle_mesh(str(out / MESH_PLY), mesh)
-    write_json(out / TRANSFORM_JSON, {"world_to_asset": transform.tolist(), "units": "sfm", "up": "+Y"})
+    units = "m" if isolated.scale is not None else "sfm"
+    write_json(out / TRANSFORM_JSON, {"world_to_asset": transform.tolist(), "units": units, "up": "+Y"})
     stats = meshing.topology(vertices, faces)
     extent = vertices.max(axis=0) - vertices.min(axis=0)
     shape = "watertight" if stats["watertight"] else "open"
@@ -103,6 +115,9 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
         watertight_requested=params.watertight,
         method=method,
         extent=np.round(extent, 4).tolist(),
+        kind=isolated.kind,
+        units=units,
+        support_area_share=framing.support_area_share(vertices, faces, isolated),
         summary=f"{stats['faces']} faces, {shape}, {'manifold' if stats['manifold'] else 'NON-manifold'}",
     )
 

@@ -2,6 +2,7 @@
 
 A known calibration (K.txt, or poses.intrinsics) is the intrinsics prior and, unless the
 preset says otherwise, held fixed; otherwise EXIF focal lengths seed COLMAP's estimate.
+Features are extracted only inside the user's masks, where ingest found them.
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ def run(inputs: PosesInputs, *, out: Path, params: PosesParams, progress: Progre
     # COLMAP aborts the process when its database hits a full disk: check first (keypoints, descriptors, matches).
     require_free("poses", out, needed_bytes=len(frames) * params.max_features * _DATABASE_BYTES_PER_FEATURE)
     progress(0, 3, f"extracting SIFT features from {len(frames)} frames")
-    camera_of = sfm.extract(database, frames_dir, groups, params.max_features)
+    masks_dir = sfm.mask_folder(frames, ingest_dir=ingest.dir, out=out / "masks")  # the user's masks, if any
+    camera_of = sfm.extract(database, frames_dir, groups, params.max_features, masks_dir=masks_dir)
+    if masks_dir is not None:
+        shutil.rmtree(masks_dir)
     unread = [name for name in names if name not in camera_of]
     if unread:
         log.warning("poses: COLMAP could not read %d frame(s), left out: %s", len(unread), ", ".join(unread))

@@ -26,6 +26,7 @@ from photoforge.layout import (
     read_json,
 )
 from photoforge.metrics import (
+    AssetMetrics,
     BakeMetrics,
     DepthMetrics,
     ExportMetrics,
@@ -34,15 +35,18 @@ from photoforge.metrics import (
     MeshMetrics,
     PosesMetrics,
     ReportMetrics,
+    ScaleMetrics,
     SplatMetrics,
     TurntableMetrics,
 )
 from photoforge.report.checks import FAILED, NOT_CHECKED, checks, verdict
 from photoforge.report.html import image_data_uri, render
+from photoforge.report.isolation_view import ELEVATIONS_DEG, ISOLATION_PNG, write_isolation_picture
 from photoforge.stage import Progress, Stage, StageInputs, StageMetrics, StageParams, StageResult
 from photoforge.store import read_manifest, write_json
 
-NEEDED = tuple(s for s in STAGE_ORDER if s not in ("splat", "report"))  # the splats: when the run made them
+OPTIONAL = ("scale", "asset", "splat")  # reported when the run made them (runs before scale and asset had none)
+NEEDED = tuple(s for s in STAGE_ORDER if s not in (*OPTIONAL, "report"))
 
 
 class ReportParams(StageParams):
@@ -51,6 +55,10 @@ class ReportParams(StageParams):
     max_reprojection_px: float = Field(1.5, gt=0, description="check: mean reprojection error at most")
     min_psnr_left_out: float = Field(20.0, description="check: left-out PSNR at least (dB)")
     min_coverage: float = Field(0.7, ge=0, le=1, description="check: texture coverage at least")
+    max_support_share: float = Field(
+        0.05, ge=0, le=1, description="check, objects: share of the mesh's surface on the support plane at most"
+    )
+    max_scale_spread_percent: float = Field(2.0, gt=0, description="check: the markers' scales disagree at most (%)")
 
 
 class ReportInputs(StageInputs):
@@ -71,7 +79,7 @@ def run(inputs: ReportInputs, *, out: Path, params: ReportParams, progress: Prog
     report["checks"] = checks(report, params)
     report["verdict"] = verdict(report["checks"])
     progress(1, 2, "images")
-    images = _images(inputs.results, report["evaluation"], params)
+    images = _images(inputs.results, report["evaluation"], params) | _isolation_images(inputs.results, out)
     write_json(out / REPORT_JSON, report)
     (out / REPORT_HTML).write_text(render(report, images))
     progress(2, 2, report["verdict"])
@@ -109,12 +117,19 @@ def _contents(inputs: ReportInputs) -> dict[str, Any]:
         },
         "poses": _pick(results["poses"].metrics_as(PosesMetrics), "registered", "total", "registered_fraction",
                        "mean_reprojection_error_px", "mean_track_length", "points", "matcher", "mapper", "intrinsics"),
+        **({"scale": _pick(results["scale"].metrics_as(ScaleMetrics), "source", "units", "marker_size_m",
+                           "dictionary", "markers_found", "views_with_markers", "metres_per_unit",
+                           "spread_percent")} if "scale" in results else {}),
         "depth": _pick(results["depth"].metrics_as(DepthMetrics), "backend", "device", "views", "usable_views",
                        "usable_fraction", "mean_valid_fraction", "seconds_per_view"),
         "fusion": _pick(results["fusion"].metrics_as(FusionMetrics), "points", "points_before_cleanup",
                         "views_contributing"),
+        **({"asset": _pick(results["asset"].metrics_as(AssetMetrics), "kind", "kind_requested", "kind_evidence",
+                           "support", "points_in", "points_kept", "removed", "removed_percent", "crop",
+                           "crop_source", "units")} if "asset" in results else {}),
         "mesh": _pick(results["mesh"].metrics_as(MeshMetrics), "faces", "vertices", "watertight",
-                      "watertight_requested", "manifold", "boundary_edges", "components"),
+                      "watertight_requested", "manifold", "boundary_edges", "components", "kind", "units",
+                      "support_area_share"),
         "texture": {
             **_pick(bake, "texture_size", "coverage", "views_used", "views_left_out"),
             **_pick(export, "files", "units"),
@@ -125,7 +140,7 @@ def _contents(inputs: ReportInputs) -> dict[str, Any]:
         "left_out": _pick(bake, "psnr_left_out", "ssim_left_out", "psnr_used", "ssim_used", "left_out_min_coverage",
                           "left_out_uncovered"),
         "turntable": _pick(results["turntable"].metrics_as(TurntableMetrics), "frames", "fps", "size", "render_fps",
-                           "object_coverage_mean"),
+                           "object_coverage_mean", "object_height_min", "object_height_max"),
         **({"splat": _pick(results["splat"].metrics_as(SplatMetrics), "psnr", "ssim", "psnr_initial",
                            "ssim_initial", "gaussians", "steps", "stopped_by", "train_seconds", "steps_per_s",
                            "peak_gpu_memory_gb", "device", "strategy", "notes")} if "splat" in results else {}),
@@ -176,6 +191,15 @@ def _images(
             (image_data_uri(turntable / SHEET), "contact sheet"),
         ],
     }
+
+
+def _isolation_images(results: dict[str, StageResult], out: Path) -> dict[str, list[tuple[str, str]]]:
+    """An object's isolation pictured (saved in the report's artefact too); none for a scene or an older run."""
+    if "asset" not in results or not write_isolation_picture(results["asset"].dir, out / ISOLATION_PNG):
+        return {}
+    above = f"{ELEVATIONS_DEG[1]:.0f} degrees above"
+    caption = f"kept (photo colours) and removed (red) points, asset frame: from the front | from {above}"
+    return {"asset": [(image_data_uri(out / ISOLATION_PNG), caption)]}
 
 
 STAGE = Stage("report", inputs=ReportInputs, params=ReportParams, metrics=ReportMetrics, run=run)

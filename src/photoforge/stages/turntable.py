@@ -66,7 +66,10 @@ def run(inputs: TurntableInputs, *, out: Path, params: TurntableParams, progress
     splats = None
     if inputs.splat is not None and inputs.mesh is not None:
         splats = _splat_video(inputs.splat, inputs.mesh, mesh.vertices, orbit, out, params, progress)
-    summary = f"{video.frames} frames {width}x{height} in {video.seconds:.0f} s ({video.fps:.1f} fps)"
+    summary = (
+        f"{video.frames} frames {width}x{height} in {video.seconds:.0f} s ({video.fps:.1f} fps), "
+        f"the object {min(video.heights):.0%}-{max(video.heights):.0%} of the frame height"
+    )
     return TurntableMetrics(
         frames=video.frames,
         fps=params.fps,
@@ -75,6 +78,8 @@ def run(inputs: TurntableInputs, *, out: Path, params: TurntableParams, progress
         render_fps=round(video.fps, 2),
         object_coverage_min=round(min(video.coverage), 4),
         object_coverage_mean=round(video.coverage_mean, 4),
+        object_height_min=round(min(video.heights), 4),
+        object_height_max=round(max(video.heights), 4),
         bytes=(out / VIDEO).stat().st_size,
         splats=splats,
         summary=summary if splats is None else f"{summary}; splats: {splats.summary}",

@@ -1,9 +1,10 @@
 """The bake: an albedo texture for a uv-mapped mesh from posed photos.
 
-Per texel: its surface point, the views that see it (ray casting against the mesh), each
-view's score (viewing angle, pixel density, sharpness). Per face: the best view, smoothed
-over neighbours (ICM). Views are levelled with one RGB gain each; texel colours blend the
-chosen view with the others (weight `blend`); unseen texels are inpainted and charts dilated.
+Per texel: its surface point, the views that see it (ray casting against the mesh) inside the
+object (texturing.object_masks: a pixel near a view's outline only where no view sees the texel
+well inside), each view's score (viewing angle, pixel density, sharpness). Per face: the best
+view, smoothed over neighbours (ICM). Views are levelled with one RGB gain each; texel colours
+blend the chosen view with the others (weight `blend`); unseen texels are inpainted and charts dilated.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import pycolmap
 
 from photoforge.camera.model import Camera
 from photoforge.errors import StageError
+from photoforge.geometry.mvs.view_masks import view_mask
 from photoforge.layout import ALBEDO_PNG, COVERAGE_PNG, SPARSE_DIR, UNDISTORTED
 from photoforge.texturing.atlas import Texels
 from photoforge.texturing.fill import fill_and_dilate
 from photoforge.texturing.levelling import view_gains
+from photoforge.texturing.object_masks import BAND, OUTSIDE, level_at, object_levels
 from photoforge.texturing.selection import face_adjacency, select_views
 from photoforge.texturing.sources import PhotoSource, original_source, to_asset, undistorted_source
 
 if TYPE_CHECKING:
-    from photoforge.layout import DepthViewRecord, Frames, UVMesh
+    from photoforge.layout import DepthViewRecord, Frame, Frames, UVMesh
     from photoforge.render.raycast import MeshScene
     from photoforge.stage import Progress
 
@@ -58,17 +61,21 @@ def split_views(count: int, every: int) -> tuple[list[int], list[int]]:
 
 
 def photo_sources(
-    capture: Path,
     frames: Frames,
-    poses_dir: Path,
-    depth_dir: Path,
     records: list[DepthViewRecord],
     bake_ids: list[int],
+    *,
+    capture: Path,
+    poses_dir: Path,
+    depth_dir: Path,
     world_to_asset: np.ndarray,
     full_resolution: bool,
+    scene: MeshScene,
+    erode_px: int,
 ) -> list[PhotoSource]:
     """The views to bake from, posed in the asset frame: the undistorted frames of the depth artefact,
-    or (full_resolution) the original photos with the SfM camera, distortion kept."""
+    or (full_resolution) the original photos with the SfM camera, distortion kept. Each with its object
+    mask: the user's (undistorted alike), else the mesh's silhouette; its edge band `erode_px` wide."""
     kept = {f.frame: f for f in frames.kept}
     model = pycolmap.Reconstruction(str(poses_dir / SPARSE_DIR)) if full_resolution else None
     sources = []
@@ -82,13 +89,29 @@ def photo_sources(
             image = model.find_image_with_name(record.name)
             if image is None:
                 raise StageError("bake", f"{record.name} is not in the sparse model", poses_dir / SPARSE_DIR)
-            sources.append(original_source(capture / frame.source, image.camera, pose))
+            source = original_source(capture / frame.source, image.camera, pose)
+            # the SfM camera is at the working frame's size, as the user's mask is
+            user = _frame_mask(frames, frame)
+            source.mask = object_levels(scene, pose, image.camera, user=user, erode_px=erode_px)
         else:
-            path = depth_dir / UNDISTORTED / "images" / record.name
-            sources.append(undistorted_source(path, pose))
+            source = undistorted_source(depth_dir / UNDISTORTED / "images" / record.name, pose)
+            height, width = source.image.shape[:2]
+            user = view_mask(depth_dir / UNDISTORTED, record.name, width, height)
+            source.mask = object_levels(scene, source.camera, None, user=user, erode_px=erode_px)
+        sources.append(source)
     if not sources:
         raise StageError("bake", "no view left to bake from (all left out)", depth_dir)
     return sources
+
+
+def _frame_mask(frames: Frames, frame: Frame) -> np.ndarray | None:
+    """The user's mask of a working frame (ingest's, at the frame's size), None where it has none."""
+    if frame.mask is None:
+        return None
+    mask = cv2.imread(str(frames.dir / frame.mask), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise StageError("bake", "cannot read the frame's mask in the ingest artefact", frames.dir / frame.mask)
+    return mask > 0
 
 
 def bake_texture(
@@ -104,9 +127,12 @@ def bake_texture(
     extent = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
     colours = np.zeros((len(texels.index), len(sources), 3), np.float32)
     scores = np.zeros((len(texels.index), len(sources)), np.float32)
+    band = np.zeros((len(texels.index), len(sources)), bool)
     for v, source in enumerate(sources):
-        colours[:, v], scores[:, v] = observe(source, texels, scene, extent, settings.min_cos)
+        colours[:, v], scores[:, v], band[:, v] = observe(source, texels, scene, extent, settings.min_cos)
         progress(v + 1, len(sources) + 2, f"{source.name}: sees {np.count_nonzero(scores[:, v])} texels")
+    inside_somewhere = np.count_nonzero((scores > 0) & ~band, axis=1, keepdims=True) > 0
+    scores[band & inside_somewhere] = 0  # near an outline only where no view sees the texel well inside
 
     face_scores = np.zeros((len(faces), len(sources)))
     for v in range(len(sources)):
@@ -146,11 +172,13 @@ def write_maps(out: Path, baked: Baked) -> None:
 
 def observe(
     source: PhotoSource, texels: Texels, scene: MeshScene, extent: float, min_cos: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Colour and score of every texel in one view (score 0: not seen)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour and score of every texel in one view (score 0: not seen, or outside the object), and
+    whether it was seen in the band along the object's outline."""
     n = len(texels.index)
     colour = np.zeros((n, 3), np.float32)
     score = np.zeros(n, np.float32)
+    band = np.zeros(n, bool)
     pixels, z = source.project(texels.position)
     height, width = source.image.shape[:2]
     inside = (z > 0) & (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
@@ -159,10 +187,13 @@ def observe(
     cos = np.abs(np.sum(texels.normal * to_camera, axis=1)) / np.maximum(distance, 1e-12)
     candidates = np.nonzero(inside & (cos >= min_cos))[0]
     if len(candidates) == 0:
-        return colour, score
+        return colour, score, band
     seen = candidates[scene.visible(source.centre, texels.position[candidates], tolerance=1e-3 * extent)]
+    level = level_at(source.mask, pixels[seen], width, height)
+    seen, level = seen[level != OUTSIDE], level[level != OUTSIDE]
     colour[seen] = source.sample(pixels[seen])
     # viewing angle x pixel density (px per scene unit) x image sharpness (relative, sqrt-damped)
     density = source.focal / np.maximum(distance[seen], 1e-12)
     score[seen] = cos[seen] * density * np.sqrt(max(source.sharpness, 1e-3))
-    return colour, score
+    band[seen] = level == BAND
+    return colour, score, band

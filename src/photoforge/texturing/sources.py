@@ -1,4 +1,4 @@
-"""The photos a texture is baked from: an image and a projection into it, per view."""
+"""The photos a texture is baked from: an image, a projection into it and the object's mask, per view."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class PhotoSource:
     camera: Camera  # posed in the asset frame (cam_from_world is cam_from_asset), at the image's size
     lens: pycolmap.Camera | None  # the SfM camera at the image's size, to project through its distortion; None: pinhole
     sharpness: float
+    mask: np.ndarray | None = None  # object mask levels (texturing.object_masks), maybe smaller; None: all object
 
     @property
     def name(self) -> str:

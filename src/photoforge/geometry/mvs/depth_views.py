@@ -3,7 +3,8 @@
 Both depth backends work on COLMAP-undistorted (pinhole) images: `cuda` reads the maps COLMAP
 PatchMatch wrote for the whole workspace, `cpu` runs photoforge's plane sweep (PyTorch, on a GPU
 too when torch sees one) per view. A job carries everything its view needs, so a task runner can
-ship it to another worker; every job writes into the same artefact (temp) dir.
+ship it to another worker; every job writes into the same artefact (temp) dir. A view whose frame has
+the user's mask gets no depth outside it (photoforge.geometry.mvs.view_masks), so fusion ignores it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from photoforge.errors import StageError
 from photoforge.geometry.mvs import colmap_stereo
 from photoforge.geometry.mvs.depthmaps import normals_from_depth, preview, save_view
 from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.geometry.mvs.view_masks import undistort_masks, view_mask
 from photoforge.io.images import read_rgb, resize_longest
 from photoforge.layout import MAPS_DIR, PREVIEWS_DIR, DepthViewRecord
 from photoforge.stage import Progress
@@ -75,10 +77,16 @@ def torch_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
-def undistort(frames_dir: Path, sparse_dir: Path, workspace: Path) -> pycolmap.Reconstruction:
-    """COLMAP undistortion: pinhole images and model, the input both backends expect."""
+def undistort(
+    frames_dir: Path, sparse_dir: Path, workspace: Path, *, masks_dir: Path | None = None
+) -> pycolmap.Reconstruction:
+    """COLMAP undistortion: pinhole images and model, the input both backends expect; the frames'
+    masks in `masks_dir` (if any) undistorted alike."""
     pycolmap.undistort_images(workspace, sparse_dir, frames_dir)
-    return pycolmap.Reconstruction(str(workspace / "sparse"))
+    model = pycolmap.Reconstruction(str(workspace / "sparse"))
+    if masks_dir is not None and masks_dir.is_dir():
+        undistort_masks(model, masks_dir=masks_dir, sparse_dir=sparse_dir, workspace=workspace)
+    return model
 
 
 def view_jobs(
@@ -155,6 +163,9 @@ def compute_view(job: ViewJob) -> DepthViewRecord:
         result = _colmap_view(job.workspace, view, images)
     else:
         result = _sweep_view(view, job.neighbours, job.bounds, images, settings)
+    if result is not None:
+        mask = view_mask(job.workspace, view.name, result[3].width, result[3].height)
+        result = _masked(result, mask, backend=job.backend)
     if result is None:
         return DepthViewRecord(
             name=view.name,
@@ -178,6 +189,21 @@ def compute_view(job: ViewJob) -> DepthViewRecord:
         valid_fraction=round(valid_fraction, 4),
         usable=valid_fraction >= settings.min_valid_fraction,
     )
+
+
+def _masked(
+    result: tuple[np.ndarray, np.ndarray, np.ndarray, Camera], mask: np.ndarray | None, *, backend: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Camera]:
+    """No depth outside the user's mask; the sweep's normals again from the masked depth (none from the background)."""
+    depth, normal, confidence, scaled = result
+    if mask is None:
+        return result
+    depth = np.where(mask, depth, 0).astype(np.float32)
+    if backend == "cuda":
+        normal = np.where(mask[..., None], normal, 0).astype(np.float32)
+    else:
+        normal = normals_from_depth(depth, scaled.k)
+    return depth, normal, confidence, scaled
 
 
 class _ImageCache:

@@ -1,4 +1,4 @@
-"""A synthetic capture with known answers: a textured object rendered from known cameras.
+"""The blob capture: a textured closed object floating in grey, rendered from known cameras.
 
 Tests and benchmarks measure real accuracy on it: the ground-truth mesh and cameras are
 written next to the photos. Rendering is photoforge's ray casting (photoforge.render) with
@@ -16,10 +16,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import open3d as o3d
-from scipy.ndimage import map_coordinates
 
 from photoforge.camera.model import Camera, Rigid3
 from photoforge.render.raycast import MeshScene
+from photoforge.synthetic.cameras import look_at, write_strecha_camera
+from photoforge.synthetic.noise import ValueNoise3D
+
+__all__ = [
+    "SyntheticCapture",
+    "ValueNoise3D",
+    "blob_mesh",
+    "look_at",
+    "make_capture",
+    "render",
+    "ring_cameras",
+    "write_strecha_camera",
+]
 
 
 @dataclass(frozen=True)
@@ -40,42 +52,6 @@ def blob_mesh(resolution: int = 160) -> o3d.geometry.TriangleMesh:
     mesh.vertices = o3d.utility.Vector3dVector(v * radius[:, None])
     mesh.compute_vertex_normals()
     return mesh
-
-
-class ValueNoise3D:
-    """Multi-octave 3D value noise: a deterministic albedo defined everywhere on the surface."""
-
-    def __init__(self, seed: int, frequencies: tuple[float, ...] = (4.0, 9.0, 19.0, 40.0)) -> None:
-        rng = np.random.default_rng(seed)
-        self.frequencies = frequencies
-        self.grids = [rng.random((int(f * 2.6) + 3,) * 3 + (3,)).astype(np.float32) for f in frequencies]
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        colour = np.zeros((len(points), 3), np.float32)
-        weight_sum = 0.0
-        for octave, (freq, grid) in enumerate(zip(self.frequencies, self.grids, strict=True)):
-            weight = 0.85**octave  # strong fine detail: features and stereo windows need it
-            colour += weight * _trilinear(grid, (points + 1.3) * freq)
-            weight_sum += weight
-        colour /= weight_sum
-        # A fixed contrast stretch (never a per-image one: every view must see the same albedo).
-        return np.clip(0.5 + (colour - 0.5) * 3.0, 0, 1)
-
-
-def _trilinear(grid: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    size = np.array(grid.shape[:3]) - 1
-    coords = np.clip(coords, 0, size - 1e-4).T
-    return np.stack([map_coordinates(grid[..., c], coords, order=1) for c in range(grid.shape[3])], axis=1)
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """The cam_from_world rotation of a camera at `centre` looking at `target` (OpenCV axes)."""
-    forward = target - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    return np.stack([right, down, forward])
 
 
 def ring_cameras(count: int, distance: float, k: np.ndarray, width: int, height: int) -> list[Camera]:
@@ -104,14 +80,6 @@ def render(scene: MeshScene, albedo: ValueNoise3D, camera: Camera, supersample: 
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_strecha_camera(path: Path, camera: Camera) -> None:
-    world_from_cam = camera.world_from_cam
-    rows = [*(" ".join(f"{x:.9g}" for x in r) for r in camera.k), "0 0 0"]
-    rows += [" ".join(f"{x:.9g}" for x in r) for r in world_from_cam.rotation]
-    rows += [" ".join(f"{x:.9g}" for x in world_from_cam.translation), f"{camera.width} {camera.height}"]
-    path.write_text("\n".join(rows) + "\n")
-
-
 def make_capture(
     root: Path, views: int = 20, width: int = 640, height: int = 480, focal: float = 620.0, seed: int = 0
 ) -> SyntheticCapture:
@@ -121,7 +89,7 @@ def make_capture(
     (capture / "images").mkdir(parents=True, exist_ok=True)
     (truth / "gt_cameras").mkdir(parents=True, exist_ok=True)
     mesh = blob_mesh()
-    o3d.io.write_triangle_mesh(str(truth / "mesh.ply"), mesh)
+    o3d.io.write_triangle_mesh(truth / "mesh.ply", mesh)
     scene = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles))
     albedo = ValueNoise3D(seed)
     k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])

@@ -1,0 +1,132 @@
+"""Object or scene, the support plane and what isolation removes, on clouds with known answers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photoforge.camera.model import Camera, Rigid3
+from photoforge.geometry import isolation
+from photoforge.synthetic import look_at
+
+FOUNTAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "fountain-P11"
+K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+
+
+def _camera(centre: np.ndarray, target: np.ndarray, name: str = "c") -> Camera:
+    rotation = look_at(centre, target, np.array([0.0, 0.0, 1.0]))
+    return Camera(name, K, Rigid3(rotation, -rotation @ centre), 640, 480)
+
+
+def _ring(count: int, *, span_deg: float = 360.0, radius: float = 1.2, height: float = 0.6) -> list[Camera]:
+    target = np.array([0.0, 0.0, 0.15])
+    step = span_deg / count if span_deg >= 360 else span_deg / (count - 1)
+    cameras = []
+    for i in range(count):
+        azimuth = math.radians(-span_deg / 2 + i * step)
+        centre = np.array([radius * math.sin(azimuth), -radius * math.cos(azimuth), height + 0.1 * (i % 3)])
+        cameras.append(_camera(centre, target, f"{i:03d}"))
+    return cameras
+
+
+def test_a_walk_round_an_object_is_an_object() -> None:
+    decision = isolation.decide_kind(_ring(24))
+    assert decision.kind == "object"
+    assert decision.surround_deg > 300
+    assert np.linalg.norm(decision.centre - [0, 0, 0.15]) < 0.05
+
+
+def test_cameras_on_one_side_are_a_scene() -> None:
+    decision = isolation.decide_kind(_ring(12, span_deg=110))
+    assert decision.kind == "scene"
+    assert decision.converging_share == 1.0  # they do look at one place: the surround decides
+    assert "one side" in decision.reason
+
+
+def test_cameras_along_a_street_are_a_scene() -> None:
+    cameras = [_camera(np.array([x, 0.0, 1.5]), np.array([x + 0.3, 5.0, 1.5])) for x in np.linspace(0, 10, 12)]
+    decision = isolation.decide_kind(cameras)
+    assert decision.kind == "scene"
+
+
+@pytest.mark.skipif(not FOUNTAIN.exists(), reason="needs ../shared/data")
+def test_fountain_ground_truth_cameras_are_a_scene() -> None:
+    cameras = []
+    for path in sorted((FOUNTAIN / "gt_cameras").glob("*.camera")):
+        rows = np.loadtxt(path, max_rows=8)
+        world_from_cam = Rigid3(rows[4:7], rows[7])
+        cameras.append(Camera(path.stem, rows[:3], world_from_cam.inverse(), 3072, 2048))
+    decision = isolation.decide_kind(cameras)
+    assert decision.kind == "scene", decision.evidence()
+    assert decision.converging_share > 0.9  # a facade the cameras converge on, seen from one side
+
+
+def _box_on_ground(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A 0.2 x 0.2 x 0.3 box (top face 0.04 m^2) on a 1.2 m ground plane: points, and which are the box."""
+    ground = np.column_stack([rng.uniform(-0.6, 0.6, (40000, 2)), rng.normal(0, 0.001, 40000)])
+    faces = []
+    for axis in range(3):
+        for side in (-1, 1):
+            p = rng.uniform(-1, 1, (3000, 3))
+            p[:, axis] = side
+            faces.append(p)
+    box = np.concatenate(faces) * [0.1, 0.1, 0.15] + [0, 0, 0.15]
+    box = box[box[:, 2] > 0.001]  # the bottom face is hidden in the ground
+    points = np.concatenate([ground, box])
+    return points, np.arange(len(points)) >= len(ground)
+
+
+def test_the_ground_is_the_support_not_the_box_top() -> None:
+    points, _ = _box_on_ground(np.random.default_rng(1))
+    cameras = _ring(24)
+    support = isolation.find_support(points, cameras, up=isolation.cameras_up(cameras), threshold=0.005)
+    assert support is not None and support.kind == "floor"
+    assert abs(support.normal @ [0, 0, 1] - 1) < 1e-3  # towards the cameras
+    assert abs(support.offset) < 0.003
+
+
+def test_isolation_keeps_the_box_and_drops_ground_and_floater() -> None:
+    rng = np.random.default_rng(2)
+    points, is_box = _box_on_ground(rng)
+    floater = rng.normal([0.35, 0.0, 0.3], 0.01, (300, 3))
+    points = np.concatenate([points, floater])
+    is_box = np.concatenate([is_box, np.zeros(len(floater), bool)])
+    cameras = _ring(24)
+    support = isolation.find_support(points, cameras, up=isolation.cameras_up(cameras), threshold=0.005)
+    inside = np.linalg.norm(points - [0, 0, 0.15], axis=1) < 0.5
+    spacing = isolation.median_spacing(points[is_box])
+    cut = isolation.isolate(points, inside=inside, support=support, band=0.01, spacing=spacing, keep_floaters=False)
+    kept_box = np.mean(cut.keep[is_box])
+    assert kept_box > 0.9
+    assert not cut.keep[~is_box].any() or np.mean(cut.keep[~is_box]) < 0.002
+    assert cut.removed["floaters"] >= 300
+    assert cut.removed["support"] > 0 and cut.removed["outside_region"] > 0
+
+
+def test_a_wall_gives_the_front_and_keeps_up() -> None:
+    rng = np.random.default_rng(3)
+    wall = np.column_stack([rng.uniform(-0.6, 0.6, 30000), rng.normal(0, 0.001, 30000), rng.uniform(0, 1.2, 30000)])
+    head = rng.normal(0, 1, (5000, 3))
+    head = head / np.linalg.norm(head, axis=1, keepdims=True) * 0.12 + [0, 0.0, 0.6]
+    head = head[head[:, 1] < 0]  # the half in front of the wall (cameras at y < 0)
+    points = np.concatenate([wall, head])
+    cameras = [_camera(c, np.array([0.0, -0.05, 0.6])) for c in _front_half()]
+    up = isolation.cameras_up(cameras)
+    support = isolation.find_support(points, cameras, up=up, threshold=0.005)
+    assert support is not None and support.kind == "wall"
+    rotation = isolation.object_rotation(head, cameras, support=support, up=up)
+    assert rotation[2] @ [0, -1, 0] > 0.999  # front: away from the wall, towards the cameras
+    assert rotation[1] @ [0, 0, 1] > 0.999  # up stays up
+    translation = isolation.place_on_support(head, rotation, support=support)
+    local = head @ rotation.T + translation
+    assert local[:, 2].min() > -0.003  # the wall at z = 0, the object in front of it
+
+
+def _front_half() -> list[np.ndarray]:
+    return [
+        np.array([1.0 * math.sin(a), -1.0 * math.cos(a), 0.6 + 0.3 * math.sin(3 * a)])
+        for a in np.radians(np.linspace(-60, 60, 12))
+    ]
