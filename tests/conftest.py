@@ -106,17 +106,26 @@ def dense_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> dict:  # t
 
 @pytest.fixture(scope="session")
 def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-def]
-    """dense_run continued: mesh -> uv -> bake -> export."""
-    from photoforge.stages import bake, export, mesh, uv
+    """dense_run continued: scale -> asset -> mesh -> uv -> bake -> export."""
+    from photoforge.stages import asset, bake, export, mesh, scale, uv
 
     store, cfg = dense_run["store"], dense_run["cfg"]
-    surface = mesh.STAGE.execute(store, mesh.MeshInputs(fusion=dense_run["fusion"], depth=dense_run["depth"]), cfg.mesh)
+    metres = scale.STAGE.execute(
+        store, scale.ScaleInputs(ingest=dense_run["frames"], poses=dense_run["sparse"]), cfg.scale
+    )
+    isolated = asset.STAGE.execute(
+        store, asset.AssetInputs(poses=dense_run["sparse"], fusion=dense_run["fusion"], scale=metres), cfg.asset
+    )
+    surface = mesh.STAGE.execute(store, mesh.MeshInputs(asset=isolated, depth=dense_run["depth"]), cfg.mesh)
     atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=surface), cfg.uv)
     upstream = {"ingest": dense_run["frames"], "poses": dense_run["sparse"], "depth": dense_run["depth"]}
     bake_inputs = bake.BakeInputs(capture=synthetic.capture, **upstream, mesh=surface, uv=atlas)
     texture = bake.STAGE.execute(store, bake_inputs, cfg.bake)
-    asset = export.STAGE.execute(store, export.ExportInputs(mesh=surface, uv=atlas, bake=texture), cfg.export)
-    return {**dense_run, "synthetic": synthetic, "mesh": surface, "uv": atlas, "bake": texture, "export": asset}
+    delivered = export.STAGE.execute(store, export.ExportInputs(mesh=surface, uv=atlas, bake=texture), cfg.export)
+    return {
+        **dense_run, "synthetic": synthetic, "scale": metres, "asset": isolated, "mesh": surface, "uv": atlas,
+        "bake": texture, "export": delivered,
+    }  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,7 +13,18 @@ import trimesh
 
 from photoforge.errors import StageError
 from photoforge.geometry.pointcloud import write_ply
-from photoforge.layout import ALBEDO_PNG, BAKE_JSON, COVERAGE_PNG, MESH_PLY, UV_NPZ, DepthViews, UVMesh, world_to_asset
+from photoforge.layout import (
+    ALBEDO_PNG,
+    BAKE_JSON,
+    COVERAGE_PNG,
+    ISOLATION_JSON,
+    MESH_PLY,
+    OBJECT_PLY,
+    UV_NPZ,
+    DepthViews,
+    UVMesh,
+    world_to_asset,
+)
 from photoforge.qa import gltf_validation
 from photoforge.stage import StageResult, no_progress
 from photoforge.stages import bake, mesh, uv
@@ -122,10 +133,11 @@ def test_exports_reload_and_glb_validates(asset_run: dict) -> None:
 
 
 def test_empty_fused_cloud_is_a_clear_error(tmp_path: Path, asset_run: dict) -> None:
-    fused = tmp_path / "fusion"
-    fused.mkdir()
-    write_ply(fused / "fused.ply", np.zeros((10, 3)), np.zeros((10, 3), np.uint8), np.zeros((10, 3)))
-    inputs = mesh.MeshInputs(fusion=_artefact("fusion", fused), depth=asset_run["depth"])
+    isolated = tmp_path / "asset"
+    isolated.mkdir()
+    write_ply(isolated / OBJECT_PLY, np.zeros((10, 3)), np.zeros((10, 3), np.uint8), np.zeros((10, 3)))
+    (isolated / ISOLATION_JSON).write_text('{"kind": "scene"}')
+    inputs = mesh.MeshInputs(asset=_artefact("asset", isolated), depth=asset_run["depth"])
     with pytest.raises(StageError, match="empty or degenerate") as info:
         mesh.run(inputs, out=tmp_path, params=asset_run["cfg"].mesh, progress=no_progress)
     assert info.value.stage == "mesh"
@@ -147,7 +159,7 @@ def test_mesh_with_no_faces_left_after_cleanup(
     from photoforge.geometry import meshing
 
     monkeypatch.setattr(meshing, "cleanup", lambda v, f, s: (np.zeros((0, 3)), np.zeros((0, 3), np.int32)))
-    inputs = mesh.MeshInputs(fusion=asset_run["fusion"], depth=asset_run["depth"])
+    inputs = mesh.MeshInputs(asset=asset_run["asset"], depth=asset_run["depth"])
     with pytest.raises(StageError, match="no faces left after clean-up") as info:
         mesh.run(inputs, out=tmp_path, params=asset_run["cfg"].mesh, progress=no_progress)
     assert info.value.stage == "mesh"
@@ -204,7 +216,7 @@ def test_watertight_that_cannot_close_says_so(
 
     monkeypatch.setattr(pymeshlab.MeshSet, "meshing_close_holes", refuse)
     params = asset_run["cfg"].mesh.model_copy(update={"watertight": True})
-    inputs = mesh.MeshInputs(fusion=asset_run["fusion"], depth=asset_run["depth"])
+    inputs = mesh.MeshInputs(asset=asset_run["asset"], depth=asset_run["depth"])
     with caplog.at_level("WARNING", logger="photoforge"):
         metrics = mesh.run(inputs, out=tmp_path, params=params, progress=no_progress)
     assert metrics.watertight_requested is True and metrics.watertight is False

@@ -24,6 +24,7 @@ def stage_results(asset_run: dict) -> dict[str, StageResult]:
     video = turntable.STAGE.execute(asset_run["store"], inputs, params)
     names = {"ingest": "frames", "poses": "sparse", "depth": "depth", "fusion": "fusion", "mesh": "mesh", "uv": "uv"}
     results = {stage: asset_run[key] for stage, key in names.items()}
+    results |= {stage: asset_run[stage] for stage in ("scale", "asset") if stage in asset_run}  # when the run has them
     return results | {"bake": asset_run["bake"], "export": asset_run["export"], "turntable": video}
 
 

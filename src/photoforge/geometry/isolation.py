@@ -168,8 +168,9 @@ def find_support(
         camera_side = np.sign(centres @ normal + offset)
         if np.mean(camera_side < 0) > 0.5:
             normal, offset, camera_side = -normal, -offset, -camera_side
-        others = np.setdiff1d(np.arange(len(points)), inliers)
-        in_front = np.mean(points[others] @ normal + offset > -threshold) if len(others) else 1.0
+        distance = points @ normal + offset
+        off_plane = distance[np.abs(distance) > 3 * threshold]  # the plane's own noise counts for neither side
+        in_front = np.mean(off_plane > 0) if len(off_plane) else 1.0
         if np.mean(camera_side > 0) >= 0.9 and in_front >= 0.9:
             tilt = math.degrees(math.acos(min(1.0, abs(float(normal @ up)))))
             return Support(normal, offset, "floor" if tilt < 45.0 else "wall")
@@ -187,6 +188,7 @@ class Isolation:
 
 
 OUTSIDE, SUPPORT, FLOATER = 1, 2, 3
+FLAT_SHARE = 0.3  # a piece lower than this share of the main piece's height off the support lies on it
 
 
 def isolate(
@@ -200,26 +202,47 @@ def isolate(
 ) -> Isolation:
     """Keep the points inside the region, clear of the support, and connected to the main object.
 
-    Floaters: DBSCAN (open3d) at a few point spacings; the largest cluster stays and any cluster at
-    least a fifth of its size (an object in parts), the rest goes.
+    Pieces: DBSCAN (open3d) at a few point spacings. The main piece is the one with the most points
+    times its height off the support; another piece stays when it is at least a fifth of its size
+    and, with a support, stands at least FLAT_SHARE of the main piece's height off it: a picture frame
+    or a mat lying flat on the wall or the table goes with the support.
     """
     reasons = np.zeros(len(points), np.int8)
     reasons[~inside] = OUTSIDE
-    if support is not None:
-        reasons[(reasons == 0) & (support.signed_distance(points) < band)] = SUPPORT
+    height = support.signed_distance(points) if support is not None else None
+    if height is not None:
+        reasons[(reasons == 0) & (height < band)] = SUPPORT
     if not keep_floaters:
         candidates = np.flatnonzero(reasons == 0)
         if len(candidates):
-            cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[candidates]))
-            labels = np.asarray(cloud.cluster_dbscan(eps=4.0 * spacing, min_points=4))
-            sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, int)
-            keep_label = np.zeros(len(sizes) + 1, bool)  # index -1 (noise) maps to the last slot: False
-            if len(sizes):
-                keep_label[: len(sizes)] = sizes >= 0.2 * sizes.max()
-            reasons[candidates[~keep_label[labels]]] = FLOATER
+            labels = _pieces(points[candidates], spacing)
+            keep = _main_pieces(labels, None if height is None else height[candidates])
+            reasons[candidates[~keep]] = FLOATER
     names = {OUTSIDE: "outside_region", SUPPORT: "support", FLOATER: "floaters"}
     removed = {name: int(np.sum(reasons == code)) for code, name in names.items()}
     return Isolation(reasons == 0, removed, reasons)
+
+
+def _pieces(points: np.ndarray, spacing: float) -> np.ndarray:
+    """DBSCAN labels (-1: noise) at four point spacings."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    return np.asarray(cloud.cluster_dbscan(eps=4.0 * spacing, min_points=4))
+
+
+def _main_pieces(labels: np.ndarray, height: np.ndarray | None) -> np.ndarray:
+    """Which points belong to the pieces that stay (see `isolate`)."""
+    if not (labels >= 0).any():
+        return np.zeros(len(labels), bool)
+    sizes = np.bincount(labels[labels >= 0])
+    tall = np.ones(len(sizes))
+    if height is not None:
+        tall = np.array([np.percentile(height[labels == i], 98) if sizes[i] else 0.0 for i in range(len(sizes))])
+    main = int(np.argmax(sizes * np.maximum(tall, 0.0)))
+    stays = sizes >= 0.2 * sizes[main]
+    if height is not None:
+        stays &= tall >= FLAT_SHARE * tall[main]
+    stays[main] = True
+    return np.append(stays, False)[labels]  # label -1 (noise) reads the appended False
 
 
 def median_spacing(points: np.ndarray) -> float:
