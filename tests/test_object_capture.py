@@ -83,5 +83,5 @@ def test_a_wrong_crop_box_is_a_clear_error(duck, tmp_path: Path) -> None:  # typ
     from photoforge.stages import asset
 
     inputs = asset.AssetInputs(poses=duck.results["poses"], fusion=duck.results["fusion"], scale=duck.results["scale"])
-    with pytest.raises(StageError, match="asset.crop holds no point"):
+    with pytest.raises(StageError, match=r"asset\.crop holds no point"):
         asset.run(inputs, out=tmp_path, params=asset.AssetParams(crop=[5, 5, 5, 6, 6, 6]), progress=lambda *a: None)
