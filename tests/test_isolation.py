@@ -130,3 +130,21 @@ def _front_half() -> list[np.ndarray]:
         np.array([1.0 * math.sin(a), -1.0 * math.cos(a), 0.6 + 0.3 * math.sin(3 * a)])
         for a in np.radians(np.linspace(-60, 60, 12))
     ]
+
+
+def test_a_camera_sees_the_same_pixels_in_a_scaled_asset_frame() -> None:
+    """The bake and the left-out scores pose the photos in the asset frame, metres: a similarity, not a rigid map."""
+    from photoforge.camera.model import camera_in_frame, camera_in_world
+
+    camera = _camera(np.array([1.0, -2.0, 0.8]), np.array([0.1, 0.0, 0.2]))
+    rotation = look_at(np.array([0.3, 1.0, 0.5]), np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    frame = isolation.similarity(rotation, np.array([0.2, -0.4, 1.5]), 0.05)  # SfM units -> metres
+    points = np.random.default_rng(4).normal([0.1, 0.0, 0.2], 0.2, (50, 3))
+    in_frame = points @ frame[:3, :3].T + frame[:3, 3]
+    pixels, depth = camera.project(points)
+    framed = camera_in_frame(camera, frame)
+    pixels_framed, depth_framed = framed.project(in_frame)
+    assert np.allclose(pixels, pixels_framed, atol=1e-6)
+    assert np.allclose(depth_framed, 0.05 * depth)  # depths in metres
+    back = camera_in_world(framed, frame)
+    assert np.allclose(back.project(points)[0], pixels, atol=1e-6)

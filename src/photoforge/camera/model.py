@@ -113,3 +113,23 @@ class Camera:
     def from_json(cls, data: dict[str, Any]) -> Camera:
         pose = Rigid3(np.array(data["rotation"]), np.array(data["translation"]))
         return cls(data["name"], np.array(data["k"]), pose, int(data["width"]), int(data["height"]))
+
+
+def camera_in_frame(camera: Camera, frame_from_world: np.ndarray) -> Camera:
+    """The same photo's camera for points in another frame, x_f = s Q x + b (a 4x4 similarity: the asset frame,
+    metres). x_cam = R Q^T (x_f - b) / s + t, times s (a camera's image does not change with the scale of its
+    frame): its depths are in the frame's units."""
+    linear, offset = frame_from_world[:3, :3], frame_from_world[:3, 3]
+    scale = float(np.cbrt(np.linalg.det(linear)))
+    rotation = camera.cam_from_world.rotation @ (linear / scale).T
+    pose = Rigid3(rotation, scale * camera.cam_from_world.translation - rotation @ offset)
+    return Camera(camera.name, camera.k, pose, camera.width, camera.height)
+
+
+def camera_in_world(camera: Camera, frame_from_world: np.ndarray) -> Camera:
+    """`camera_in_frame` undone: a frame camera (a turntable's) for world points, the same image."""
+    rotation, translation = camera.cam_from_world.rotation, camera.cam_from_world.translation
+    linear = frame_from_world[:3, :3]
+    scale = float(np.cbrt(np.linalg.det(linear)))
+    pose = Rigid3(rotation @ (linear / scale), (rotation @ frame_from_world[:3, 3] + translation) / scale)
+    return Camera(camera.name, camera.k, pose, camera.width, camera.height)

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from photoforge.camera.model import Camera
+from photoforge.camera.model import Camera, camera_in_frame
 from photoforge.geometry.mvs.depthmaps import load_view
 from photoforge.geometry.mvs.view_masks import view_mask
 from photoforge.layout import EVAL_DIR, UNDISTORTED
 from photoforge.qa.image_scores import masked_psnr, masked_ssim
 from photoforge.render.raycast import sample_texture
-from photoforge.texturing.sources import to_asset
 
 if TYPE_CHECKING:
     from photoforge.layout import DepthViewRecord
@@ -55,7 +54,7 @@ def score_baked_views(
         record = records[i]
         assert record.camera is not None and record.map is not None  # a usable view has both
         view = Camera.from_json(record.camera)
-        hits = scene.cast(to_asset(view, world_to_asset))
+        hits = scene.cast(camera_in_frame(view, world_to_asset))
         maps = load_view(depth_dir / record.map)
         photo = maps["color"]
         render = sample_texture(hits, face_uvs, texture)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photoforge.camera.model import Camera, Rigid3
+from photoforge.camera.model import camera_in_world
 from photoforge.io.video_encode import contact_sheet, write_mp4
 from photoforge.render.turntable import Orbit, orbit_cameras, render_frames
 from photoforge.stage import Progress
@@ -129,12 +129,3 @@ def splat_turntable(
 
     count = write_mp4(video, frames(), fps, orbit.width, orbit.height, quality)
     return Encoded(count, time.perf_counter() - started)
-
-
-def camera_in_world(camera: Camera, world_to_asset: np.ndarray) -> Camera:
-    """An asset-frame camera as a world-frame one: x_cam = R (s Q x + p) + t, divided by s (same image)."""
-    rotation, translation = camera.cam_from_world.rotation, camera.cam_from_world.translation
-    linear = world_to_asset[:3, :3]
-    scale = float(np.cbrt(np.linalg.det(linear)))
-    pose = Rigid3(rotation @ (linear / scale), (rotation @ world_to_asset[:3, 3] + translation) / scale)
-    return Camera(camera.name, camera.k, pose, camera.width, camera.height)

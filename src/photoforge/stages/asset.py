@@ -8,6 +8,7 @@ the support. Scene: the cloud untouched. Writes the kept points (object.ply), wh
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -26,6 +27,8 @@ from photoforge.layout import (
 from photoforge.metrics import AssetMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 from photoforge.store import write_json
+
+log = logging.getLogger("photoforge")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,6 +84,8 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
     decision = isolation.decide_kind(cameras)
     kind = decision.kind if params.kind == "auto" else params.kind
     if kind == "scene":
+        if scale.object_height_m:
+            log.warning("asset: scale.object_height applies to object captures; this scene stays in SfM units")
         keep = _scene_crop(xyz, cameras, params.crop, scale)
         result = IsolatedAsset(kind="scene", scale=scale.metres_per_unit)
         removed = {"outside_region": int(np.sum(~keep))}
@@ -105,22 +110,23 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
         if not cut.keep.any():
             raise StageError("asset", "isolation removed every point: set asset.kind=scene", inputs.fusion.dir)
         rotation = isolation.object_rotation(xyz[cut.keep], cameras, support=support, up=decision.up)
+        metres = _metres_per_unit(scale, xyz[cut.keep], rotation, support)  # before any crop: the whole object
         keep = cut.keep
         if params.crop is not None:
-            keep = keep & _in_box(xyz, _frame(xyz[keep], rotation, support, scale), params.crop)
+            keep = keep & _in_box(xyz, _frame(xyz[keep], rotation, support, metres), params.crop)
             cut.removed["outside_region"] += int(np.sum(cut.keep & ~keep))
+        _some_kept(keep, inputs.fusion.dir)
         removed = cut.removed
         result = IsolatedAsset(
             kind="object",
             rotation=rotation.tolist(),
             support=support.as_list() if support is not None else None,
             support_kind=support.kind if support is not None else None,
-            scale=_metres_per_unit(scale, xyz[keep], rotation),
+            scale=metres,
             region_centre=centre.tolist(),
             region_radius=radius,
         )
-    if not keep.any():
-        raise StageError("asset", "asset.crop holds no point: widen the box (asset frame, y up)", inputs.fusion.dir)
+    _some_kept(keep, inputs.fusion.dir)
     progress(2, 3, f"{int(keep.sum())} of {len(xyz)} points kept")
     write_ply(out / OBJECT_PLY, xyz[keep], rgb[keep], normals[keep])
     write_ply(out / REMOVED_PLY, xyz[~keep], rgb[~keep], normals[~keep])
@@ -147,25 +153,40 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
     )
 
 
+def _some_kept(keep: np.ndarray, fusion_dir: Path) -> None:
+    if not keep.any():
+        raise StageError(
+            "asset", "asset.crop holds no point: widen the box (asset frame, y up; see the report's crop box)",
+            fusion_dir,
+        )  # fmt: skip
+
+
 SUPPORT_RANSAC = 0.01  # RANSAC inlier distance for the support plane, as a share of the region's radius
 
 
-def _metres_per_unit(scale: ScaleEstimate, points: np.ndarray, rotation: np.ndarray) -> float | None:
-    """Markers give metres per unit directly; a known object height does through the isolated object's height."""
+def _metres_per_unit(
+    scale: ScaleEstimate, points: np.ndarray, rotation: np.ndarray, support: Support | None
+) -> float | None:
+    """Markers give metres per unit directly; a known object height does through the isolated object's
+    height: above the floor it stands on (the band removed at its base included), else its extent along up."""
     if scale.metres_per_unit is not None:
         return scale.metres_per_unit
-    if scale.object_height_m:
+    if not scale.object_height_m:
+        return None
+    if support is not None and support.kind == "floor":
+        height = float(support.signed_distance(points).max())
+    else:
         heights = points @ rotation[1]
-        return scale.object_height_m / float(heights.max() - heights.min())
-    return None
+        height = float(heights.max() - heights.min())
+    return scale.object_height_m / height
 
 
-def _frame(points: np.ndarray, rotation: np.ndarray, support: Support | None, scale: ScaleEstimate) -> np.ndarray:
+def _frame(points: np.ndarray, rotation: np.ndarray, support: Support | None, metres: float | None) -> np.ndarray:
     """The 4x4 asset frame of these points, as the mesh stage will place them (the crop box's frame)."""
     from photoforge.geometry import isolation
 
     translation = isolation.place_on_support(points, rotation, support=support)
-    return isolation.similarity(rotation, translation, _metres_per_unit(scale, points, rotation) or 1.0)
+    return isolation.similarity(rotation, translation, metres or 1.0)
 
 
 def _in_box(points: np.ndarray, world_to_asset: np.ndarray, box: list[float]) -> np.ndarray:

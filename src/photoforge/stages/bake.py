@@ -57,7 +57,7 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
     from photoforge.texturing.bake import BakeSettings, bake_texture, photo_sources, split_views, write_maps
 
     mesh = UVMesh.read(inputs.uv.dir)
-    to_asset = world_to_asset(inputs.mesh.dir)
+    asset_from_world = world_to_asset(inputs.mesh.dir)
     depth_dir = inputs.depth.dir
     records = DepthViews.read(depth_dir).usable
     bake_ids, left_out = split_views(len(records), params.leave_out_every)
@@ -73,7 +73,7 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
         capture=inputs.capture,
         poses_dir=inputs.poses.dir,
         depth_dir=depth_dir,
-        world_to_asset=to_asset,
+        world_to_asset=asset_from_world,
         full_resolution=params.full_resolution,
         scene=scene,
         erode_px=params.mask_erode_px,
@@ -85,7 +85,7 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
 
     chosen = [(i, True) for i in left_out] + [(i, False) for i in bake_ids[: params.max_eval_views]]
     face_uvs = mesh.uvs[mesh.faces]
-    evaluation = score_baked_views(chosen, records, depth_dir, to_asset, scene, face_uvs, baked.texture, out)
+    evaluation = score_baked_views(chosen, records, depth_dir, asset_from_world, scene, face_uvs, baked.texture, out)
     labels = baked.labels
     write_json(
         out / BAKE_JSON,

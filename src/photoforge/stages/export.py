@@ -73,7 +73,7 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
         watertight=surface.watertight,
         manifold=surface.manifold,
         texture_coverage=inputs.bake.metrics_as(BakeMetrics).coverage,
-        units="sfm",
+        units=surface.units,
         gltf_validator=validation,
         summary=f"{', '.join(kinds)} ({checked}), {sum(sizes.values()) / 1e6:.1f} MB",
     )

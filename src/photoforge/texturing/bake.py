@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pycolmap
 
-from photoforge.camera.model import Camera
+from photoforge.camera.model import Camera, camera_in_frame
 from photoforge.errors import StageError
 from photoforge.geometry.mvs.view_masks import view_mask
 from photoforge.layout import ALBEDO_PNG, COVERAGE_PNG, SPARSE_DIR, UNDISTORTED
@@ -26,7 +26,7 @@ from photoforge.texturing.fill import fill_and_dilate
 from photoforge.texturing.levelling import view_gains
 from photoforge.texturing.object_masks import BAND, OUTSIDE, level_at, object_levels
 from photoforge.texturing.selection import face_adjacency, select_views
-from photoforge.texturing.sources import PhotoSource, original_source, to_asset, undistorted_source
+from photoforge.texturing.sources import PhotoSource, original_source, undistorted_source
 
 if TYPE_CHECKING:
     from photoforge.layout import DepthViewRecord, Frame, Frames, UVMesh
@@ -83,7 +83,7 @@ def photo_sources(
         record = records[i]
         assert record.camera is not None  # a usable view has its camera
         view = Camera.from_json(record.camera)
-        pose = to_asset(view, world_to_asset)
+        pose = camera_in_frame(view, world_to_asset)
         frame = kept.get(record.name)
         if model is not None and frame is not None and frame.kind == "photo":
             image = model.find_image_with_name(record.name)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pycolmap
 
-from photoforge.camera.model import Camera, Rigid3
+from photoforge.camera.model import Camera
 from photoforge.errors import StageError
 from photoforge.io.images import load_photo, read_rgb, sharpness
 
@@ -57,14 +57,6 @@ class PhotoSource:
         grid = coords.reshape(rows, _REMAP_WIDTH, 2)
         out = cv2.remap(self.image, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out.reshape(-1, 3)[:n].astype(np.float32)
-
-
-def to_asset(camera: Camera, world_to_asset: np.ndarray) -> Camera:
-    """The camera re-expressed for asset-frame points: cam_from_asset (world_to_asset is rigid)."""
-    a, b = world_to_asset[:3, :3], world_to_asset[:3, 3]
-    r = camera.cam_from_world.rotation @ a.T
-    pose = Rigid3(r, camera.cam_from_world.translation - r @ b)
-    return Camera(camera.name, camera.k, pose, camera.width, camera.height)
 
 
 def undistorted_source(image_path: Path, camera: Camera) -> PhotoSource:

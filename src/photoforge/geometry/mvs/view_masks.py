@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pycolmap
 
+from photoforge.errors import StageError
+
 UNDISTORTED_MASKS = "masks"  # in the undistorted workspace: <view name>.png, 255 = object
 
 
@@ -28,7 +30,7 @@ def undistort_masks(undistorted: pycolmap.Reconstruction, *, masks_dir: Path, sp
             continue  # a frame without a mask: all of it is object
         mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if mask is None:
-            raise ValueError(f"{path}: unreadable mask in the ingest artefact")
+            raise StageError("depth", "unreadable mask in the ingest artefact: delete that artefact to redo it", path)
         target = workspace / UNDISTORTED_MASKS / f"{image.name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), warp_mask(mask, source=original.camera, target=image.camera))
@@ -61,5 +63,5 @@ def view_mask(workspace: Path, name: str, width: int, height: int) -> np.ndarray
         return None
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
-        raise ValueError(f"{path}: unreadable mask in the depth artefact")
+        raise StageError("bake", "unreadable mask in the depth artefact: delete that artefact to redo it", path)
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST) > 0
