@@ -63,13 +63,17 @@ def clip_to_plane(vertices: np.ndarray, faces: np.ndarray, support: Support) -> 
     return vertices[used], remap[faces]
 
 
+def frame_of(points: np.ndarray, rotation: np.ndarray, *, support: Support | None, scale: float | None) -> np.ndarray:
+    """4x4 world-to-asset similarity: `rotation`, the support at y = 0 (floor) or z = 0 (wall) else the
+    points' base at y = 0, their footprint centred, times the scale (metres per unit; None: 1)."""
+    translation = place_on_support(points, rotation, support=support)
+    return similarity(rotation, translation, scale or 1.0)
+
+
 def object_frame(vertices: np.ndarray, isolated: IsolatedAsset) -> np.ndarray:
-    """4x4 world-to-asset similarity: the asset stage's rotation, the support at y = 0 (floor) or z = 0
-    (wall), the footprint centred, the scale."""
+    """The asset frame of an object's surface, from the asset stage's decision."""
     assert isolated.rotation is not None  # an object always has one
-    rotation = np.array(isolated.rotation)
-    translation = place_on_support(vertices, rotation, support=support_of(isolated))
-    return similarity(rotation, translation, isolated.scale or 1.0)
+    return frame_of(vertices, np.array(isolated.rotation), support=support_of(isolated), scale=isolated.scale)
 
 
 def support_area_share(vertices: np.ndarray, faces: np.ndarray, isolated: IsolatedAsset) -> float | None:

@@ -103,6 +103,7 @@ def decide_kind(cameras: list[Camera]) -> KindDecision:
     angles = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
     share = float(np.mean(angles <= MAX_AXIS_ANGLE_DEG))
     around = surround_deg(centres, centre=centre, up=up)
+    kind: Literal["object", "scene"]
     if share < MIN_CONVERGING_SHARE:
         kind, reason = "scene", f"only {share:.0%} of the cameras look at one region"
     elif around < MIN_SURROUND_DEG:
@@ -163,8 +164,8 @@ def find_support(
         if len(inliers) < 0.1 * len(points):
             return None
         normal, offset = np.asarray(plane[:3], float), float(plane[3])
-        scale = np.linalg.norm(normal)
-        normal, offset = normal / scale, offset / scale
+        length = float(np.linalg.norm(normal))
+        normal, offset = normal / length, offset / length
         camera_side = np.sign(centres @ normal + offset)
         if np.mean(camera_side < 0) > 0.5:
             normal, offset, camera_side = -normal, -offset, -camera_side

@@ -73,7 +73,7 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
     import pycolmap
 
     from photoforge.camera.views import load_views
-    from photoforge.geometry import isolation
+    from photoforge.geometry import framing, isolation
     from photoforge.geometry.pointcloud import read_ply, write_ply
 
     xyz, rgb, normals = read_ply(inputs.fusion.dir / FUSED_PLY)
@@ -86,7 +86,10 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
     if kind == "scene":
         if scale.object_height_m:
             log.warning("asset: scale.object_height applies to object captures; this scene stays in SfM units")
-        keep = _scene_crop(xyz, cameras, params.crop, scale)
+        keep = np.ones(len(xyz), bool)
+        if params.crop is not None:  # a scene keeps every point unless boxed, in its frame from the cameras
+            scene_frame = _scene_frame(xyz, cameras, scale)
+            keep = _in_box(xyz, scene_frame, params.crop)
         result = IsolatedAsset(kind="scene", scale=scale.metres_per_unit)
         removed = {"outside_region": int(np.sum(~keep))}
         support = None
@@ -113,7 +116,9 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
         metres = _metres_per_unit(scale, xyz[cut.keep], rotation, support)  # before any crop: the whole object
         keep = cut.keep
         if params.crop is not None:
-            keep = keep & _in_box(xyz, _frame(xyz[keep], rotation, support, metres), params.crop)
+            keep = keep & _in_box(
+                xyz, framing.frame_of(xyz[keep], rotation, support=support, scale=metres), params.crop
+            )
             cut.removed["outside_region"] += int(np.sum(cut.keep & ~keep))
         _some_kept(keep, inputs.fusion.dir)
         removed = cut.removed
@@ -134,7 +139,11 @@ def run(inputs: AssetInputs, *, out: Path, params: AssetParams, progress: Progre
     units = "m" if result.scale is not None else "sfm"
     kept = int(keep.sum())
     percent = round(100.0 * (len(xyz) - kept) / len(xyz), 2)
-    crop_box = _kept_box(xyz[keep], result) if kind == "object" or params.crop else None
+    crop_box = None
+    if kind == "object":
+        crop_box = _box_in(xyz[keep], framing.object_frame(xyz[keep], result))
+    elif params.crop is not None:
+        crop_box = _box_in(xyz[keep], scene_frame)
     progress(3, 3, f"{kind}: {kept} points kept")
     return AssetMetrics(
         kind=kind,
@@ -181,14 +190,6 @@ def _metres_per_unit(
     return scale.object_height_m / height
 
 
-def _frame(points: np.ndarray, rotation: np.ndarray, support: Support | None, metres: float | None) -> np.ndarray:
-    """The 4x4 asset frame of these points, as the mesh stage will place them (the crop box's frame)."""
-    from photoforge.geometry import isolation
-
-    translation = isolation.place_on_support(points, rotation, support=support)
-    return isolation.similarity(rotation, translation, metres or 1.0)
-
-
 def _in_box(points: np.ndarray, world_to_asset: np.ndarray, box: list[float]) -> np.ndarray:
     import numpy as np
 
@@ -196,35 +197,20 @@ def _in_box(points: np.ndarray, world_to_asset: np.ndarray, box: list[float]) ->
     return np.all((local >= box[:3]) & (local <= box[3:]), axis=1)
 
 
-def _scene_crop(
-    points: np.ndarray, cameras: list[Camera], crop: list[float] | None, scale: ScaleEstimate
-) -> np.ndarray:
-    """A scene keeps every point, unless asset.crop boxes it (in the scene's asset frame, from the cameras)."""
-    import numpy as np
-
+def _scene_frame(points: np.ndarray, cameras: list[Camera], scale: ScaleEstimate) -> np.ndarray:
+    """The scene's asset frame as the mesh stage makes it (from the cameras), here from the points."""
     from photoforge.geometry import meshing
 
-    if crop is None:
-        return np.ones(len(points), bool)
     frame = meshing.asset_frame(points, [c.cam_from_world.rotation for c in cameras], [c.centre for c in cameras])
     frame[:3] *= scale.metres_per_unit or 1.0
-    return _in_box(points, frame, crop)
+    return frame
 
 
-def _kept_box(points: np.ndarray, result: IsolatedAsset) -> list[float]:
-    """The kept points' box in the asset frame (before the mesh stage's final centring)."""
+def _box_in(points: np.ndarray, frame: np.ndarray) -> list[float]:
+    """The points' box [x0, y0, z0, x1, y1, z1] in a 4x4 frame (what the report shows as the crop box)."""
     import numpy as np
 
-    from photoforge.geometry import isolation
-
-    if result.rotation is None:
-        return np.round(np.concatenate([points.min(axis=0), points.max(axis=0)]), 4).tolist()
-    rotation = np.array(result.rotation)
-    support = None
-    if result.support is not None and result.support_kind is not None:
-        support = isolation.Support(np.array(result.support[:3]), result.support[3], result.support_kind)
-    translation = isolation.place_on_support(points, rotation, support=support)
-    local = (points @ rotation.T + translation) * (result.scale or 1.0)
+    local = points @ frame[:3, :3].T + frame[:3, 3]
     return np.round(np.concatenate([local.min(axis=0), local.max(axis=0)]), 4).tolist()
 
 

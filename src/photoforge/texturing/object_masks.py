@@ -29,20 +29,8 @@ def object_levels(
     as `view` (or `lens`, distortion kept) sees it; None (all INSIDE) without a user mask when erode_px is 0."""
     if user is None and erode_px == 0:
         return None
-    outline = user if user is not None else silhouette(scene, view, lens)
+    outline = user if user is not None else scene.silhouette(view, lens)
     return levels(outline, erode_px)
-
-
-def silhouette(scene: MeshScene, view: Camera, lens: pycolmap.Camera | None) -> np.ndarray:
-    """The pixels the mesh covers (H x W bool): `view`'s pinhole pixels, or `lens`'s, through its distortion."""
-    if lens is None:
-        return scene.cast(view).mask
-    u, v = np.meshgrid(np.arange(lens.width) + 0.5, np.arange(lens.height) + 0.5)
-    normalised = np.asarray(lens.cam_from_img(np.stack([u.ravel(), v.ravel()], axis=1)))
-    directions = np.concatenate([normalised, np.ones((len(normalised), 1))], axis=1) @ view.cam_from_world.rotation
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    rays = np.concatenate([np.broadcast_to(view.centre, directions.shape), directions], axis=1)
-    return scene.intersect(rays).hit.reshape(lens.height, lens.width)
 
 
 def levels(outline: np.ndarray, erode_px: int) -> np.ndarray:
