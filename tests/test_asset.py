@@ -52,7 +52,10 @@ def test_mesh_is_manifold_within_budget_and_y_up(asset_run: dict) -> None:
     assert 1000 < metrics["faces"] <= asset_run["cfg"].mesh.target_faces
     loaded = o3d.io.read_triangle_mesh(str(asset_run["mesh"].dir / MESH_PLY))
     vertices = np.asarray(loaded.vertices)
-    assert np.allclose((vertices.max(0) + vertices.min(0)) / 2, 0, atol=1e-6)  # centred
+    # an object (the blob's cameras surround it) with no support: footprint centred, standing on y = 0
+    assert asset_run["asset"].metrics["kind"] == "object" and asset_run["asset"].metrics["support"] is None
+    assert np.allclose((vertices.max(0) + vertices.min(0))[[0, 2]] / 2, 0, atol=1e-6)
+    assert abs(vertices[:, 1].min()) < 1e-6
     assert metrics["components"] == 1
     # Asset +Y must be the true up (+Z of the synthetic world): map it through the similarity that
     # aligns the SfM cameras to the true ones.
