@@ -16,6 +16,7 @@ from conftest import cli_env, textured_rgb, write_jpeg
 from flows import cli, prefect_env
 from flows.loopback import free_port
 from flows.shutdown import stop_process_group
+from photoforge.layout import STAGE_ORDER
 
 PHOTOFORGE = Path(sys.executable).with_name("photoforge")
 FAST = [
@@ -24,7 +25,7 @@ FAST = [
     *("--set", "mesh.target_faces=8000", "--set", "uv.texture_size=512", "--set", "export.usdz=false"),
     *("--set", "turntable.frames=12", "--set", "turntable.width=160", "--set", "turntable.height=120"),
 ]
-STAGES = ["ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable", "report"]
+STAGES = [s for s in STAGE_ORDER if s != "splat"]  # splat is off in the standard preset
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -20,9 +20,10 @@ from pathlib import Path
 import psutil
 from conftest import SAMPLE, SMALL_RUN, cli_env
 
+from photoforge.layout import STAGE_ORDER
 from photoforge.store import LOCKS, MANIFEST
 
-STAGES = ["ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable", "report"]
+STAGES = [s for s in STAGE_ORDER if s != "splat"]  # splat is off in the standard preset
 # Where each kill aims (start-up: while Prefect starts, before any stage), and the most extra
 # delay after the aimed stage's temp dir shows.
 PLAN = [

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from conftest import textured_rgb, write_jpeg
 
+from photoforge.layout import STAGE_ORDER
+
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 FAST = {
@@ -16,8 +18,8 @@ FAST = {
     **{"mesh.poisson_depth": 7, "mesh.target_faces": 8000, "uv.texture_size": 512, "export.usdz": False},
     **{"turntable.frames": 12, "turntable.width": 160, "turntable.height": 120},
 }
-ALL = ("ingest", "poses", "depth", "fusion", "mesh", "uv", "bake", "export", "turntable", "report")
-DENSE = ("ingest", "poses", "depth", "fusion")
+ALL = tuple(s for s in STAGE_ORDER if s != "splat")  # splat is off in the standard preset
+DENSE = ("ingest", "poses", "scale", "depth", "fusion")
 
 
 def _run(capture: Path, workspace: Path, **overrides: Any) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) 
     first = _run(sample_subset, workspace)
     assert _statuses(first) == dict.fromkeys(ALL, "ran")
     assert first["stages"][1]["metrics"]["registered"] == 6
-    assert first["stages"][3]["metrics"]["points"] > 10_000
+    assert first["stages"][ALL.index("fusion")]["metrics"]["points"] > 10_000
 
     second = _run(sample_subset, workspace)
     assert _statuses(second) == dict.fromkeys(ALL, "cached")
@@ -82,16 +84,17 @@ def test_cache_reruns_exactly_what_changed(sample_subset: Path, tmp_path: Path) 
     assert _statuses(turntable_only) == {**dict.fromkeys(ALL, "cached"), "turntable": "ran", "report": "ran"}
 
     fusion_only = _run(sample_subset, workspace, **{"fusion.voxel_size_px": 3.0})
-    assert _statuses(fusion_only) == {**dict.fromkeys(ALL, "ran"), **dict.fromkeys(DENSE[:3], "cached")}
+    assert _statuses(fusion_only) == {**dict.fromkeys(ALL, "ran"), **dict.fromkeys(DENSE[:4], "cached")}
 
     changed = _run(sample_subset, workspace, **{"poses.max_features": 1500})
     assert _statuses(changed) == {**dict.fromkeys(ALL, "ran"), "ingest": "cached"}
     assert changed["stages"][1]["path"] != first["stages"][1]["path"]
 
-    shutil.rmtree(first["stages"][2]["path"])
+    depth_row = ALL.index("depth")
+    shutil.rmtree(first["stages"][depth_row]["path"])
     recomputed = _run(sample_subset, workspace)
     assert _statuses(recomputed) == {**dict.fromkeys(ALL, "cached"), "depth": "ran"}
-    assert Path(recomputed["stages"][2]["path"], "manifest.json").is_file()
+    assert Path(recomputed["stages"][depth_row]["path"], "manifest.json").is_file()
 
     copied = tmp_path / "elsewhere" / "renamed-capture"
     shutil.copytree(sample_subset, copied)

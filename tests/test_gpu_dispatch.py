@@ -24,7 +24,7 @@ def _kwargs(stage: str) -> dict:
     return {
         "depth": {"store": store, "ingest": _result("ingest"), "poses": _result("poses"), "params": cfg.depth},
         "splat": {"store": store, "depth": _result("depth"), "fusion": _result("fusion"), "params": cfg.splat},
-        "mesh": {"store": store, "fusion": _result("fusion"), "depth": _result("depth"), "params": cfg.mesh,
+        "mesh": {"store": store, "asset": _result("asset"), "depth": _result("depth"), "params": cfg.mesh,
                  "splat": _result("splat")},
         "turntable": {"store": store, "uv": _result("uv"), "bake": _result("bake"), "params": cfg.turntable,
                       "splat": _result("splat"), "mesh": None},
