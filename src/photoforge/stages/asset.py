@@ -50,7 +50,7 @@ class AssetParams(StageParams):
         0.015,
         gt=0.0,
         lt=0.5,
-        description="object: points this close to the support plane (share of the object's size) go",
+        description="object: points this close to the support go (share of the region's radius: half a frame)",
     )
     keep_floaters: bool = Field(False, description="object: keep pieces not connected to the main object")
 
