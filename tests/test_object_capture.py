@@ -13,7 +13,7 @@ import pytest
 
 from photoforge.layout import IsolatedAsset
 from photoforge.synthetic import make_object_capture
-from photoforge.synthetic.object_runs import QUICK, run_and_score
+from photoforge.synthetic.object_runs import SMALL_MESH, run_and_score
 
 SIZE = {"views": 18, "width": 480, "height": 360}
 
@@ -22,14 +22,14 @@ SIZE = {"views": 18, "width": 480, "height": 360}
 def duck(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("duck")
     make_object_capture(root, shape="duck", **SIZE)
-    return run_and_score(root, root / "ws", QUICK | {"scale.marker_size": 0.05})
+    return run_and_score(root, root / "ws", SMALL_MESH | {"scale.marker_size": 0.05})
 
 
 @pytest.fixture(scope="module")
 def bust(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("bust")
     make_object_capture(root, shape="bust", layout="wall", **SIZE)
-    return run_and_score(root, root / "ws", QUICK | {"scale.marker_size": 0.05, "asset.kind": "object"})
+    return run_and_score(root, root / "ws", SMALL_MESH | {"scale.marker_size": 0.05, "asset.kind": "object"})
 
 
 def test_an_object_on_a_table_is_found_alone_upright_and_in_metres(duck) -> None:  # type: ignore[no-untyped-def]

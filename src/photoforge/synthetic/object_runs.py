@@ -16,14 +16,11 @@ from photoforge.qa.isolation_scores import IsolationScores, ObjectTruth, score_i
 from photoforge.stage import StageResult
 from photoforge.store import ArtefactStore
 
-# Small and quick: enough for markers and isolation, not a quality setting.
-QUICK = {
-    "depth.planes": 48,
-    "depth.neighbours": 3,
-    "depth.window": 5,
-    "mesh.poisson_depth": 8,
-    "mesh.target_faces": 30_000,
-}
+# A coarser mesh only: the depth stage at its standard settings (its quick settings left the duck at
+# 1.8% off the object, too near the 2% bar for a test; the standard ones 0.2%).
+SMALL_MESH = {"mesh.poisson_depth": 8, "mesh.target_faces": 30_000}
+# Small and quick: enough for markers and isolation, not a quality setting (bench/isolation.py --quick).
+QUICK = SMALL_MESH | {"depth.planes": 48, "depth.neighbours": 3, "depth.window": 5}
 
 
 @dataclass(frozen=True)
