@@ -115,6 +115,16 @@ class Camera:
         return cls(data["name"], np.array(data["k"]), pose, int(data["width"]), int(data["height"]))
 
 
+def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """The cam_from_world rotation of a camera at `centre` looking at `target` (OpenCV axes), `up` up."""
+    forward = target - centre
+    forward = forward / np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    return np.stack([right, down, forward])
+
+
 def camera_in_frame(camera: Camera, frame_from_world: np.ndarray) -> Camera:
     """The same photo's camera for points in another frame, x_f = s Q x + b (a 4x4 similarity: the asset frame,
     metres). x_cam = R Q^T (x_f - b) / s + t, times s (a camera's image does not change with the scale of its

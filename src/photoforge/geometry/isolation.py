@@ -78,10 +78,15 @@ def convergence_point(cameras: list[Camera]) -> np.ndarray:
     return np.linalg.lstsq(normal_matrix, rhs, rcond=None)[0]
 
 
+def perpendicular(direction: np.ndarray) -> np.ndarray:
+    """Some unit vector perpendicular to `direction`: a horizontal when nothing prefers one."""
+    other = np.cross(direction, [1.0, 0.0, 0.0] if abs(direction[0]) < 0.9 else [0.0, 1.0, 0.0])
+    return other / np.linalg.norm(other)
+
+
 def surround_deg(centres: np.ndarray, *, centre: np.ndarray, up: np.ndarray) -> float:
     """Azimuth range the cameras cover around `centre`, seen from above: 360 minus the largest gap."""
-    x_axis = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
-    x_axis /= np.linalg.norm(x_axis)
+    x_axis = perpendicular(up)
     y_axis = np.cross(up, x_axis)
     offsets = centres - centre
     azimuths = np.sort(np.degrees(np.arctan2(offsets @ y_axis, offsets @ x_axis)))
@@ -281,7 +286,7 @@ def _most_seen_side(centre: np.ndarray, centres: np.ndarray, up: np.ndarray) -> 
     offsets -= np.outer(offsets @ up, up)
     lengths = np.linalg.norm(offsets, axis=1)
     if lengths.max() < 1e-12:  # every camera straight above: any horizontal direction
-        return np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return perpendicular(up)
     directions = offsets[lengths > 1e-12] / lengths[lengths > 1e-12, None]
     best, best_count = directions[0], -1
     for candidate in directions:  # each camera's direction as a sector's centre

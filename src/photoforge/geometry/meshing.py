@@ -12,6 +12,8 @@ import numpy as np
 import open3d as o3d
 import pymeshlab
 
+from photoforge.geometry.isolation import perpendicular
+
 
 @dataclass(frozen=True)
 class CleanupSettings:
@@ -158,7 +160,7 @@ def asset_frame(vertices: np.ndarray, rotations: list[np.ndarray], centres: list
     towards = np.mean(centres, axis=0) - centre
     forward = towards - up * (towards @ up)
     if np.linalg.norm(forward) < 1e-9:  # cameras straight above: any horizontal direction
-        forward = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+        forward = perpendicular(up)
     forward /= np.linalg.norm(forward)
     right = np.cross(up, forward)
     rotation = np.stack([right, up, forward])  # rows: asset x, y, z in world coordinates

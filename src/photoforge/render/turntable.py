@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photoforge.camera.model import Camera, Rigid3
+from photoforge.camera.model import Camera, Rigid3, look_at
 from photoforge.render.raycast import MeshScene, sample_texture, shade
 
 AIM_HEIGHT = 0.70  # share of the frame height the object fills, midway between its least and most
@@ -58,10 +58,7 @@ def orbit_rotation(azimuth: float, elevation: float) -> np.ndarray:
     direction = np.array(
         [math.sin(azimuth) * math.cos(elevation), math.sin(elevation), math.cos(azimuth) * math.cos(elevation)]
     )
-    forward = -direction
-    right = np.cross(forward, [0.0, 1.0, 0.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
+    return look_at(direction, np.zeros(3), np.array([0.0, 1.0, 0.0]))
 
 
 def robust_bounds(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

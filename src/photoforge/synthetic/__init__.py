@@ -5,8 +5,9 @@
 what the product must recover from it: the object alone, upright, in metres.
 """
 
+from photoforge.camera.model import look_at
 from photoforge.synthetic.blob import SyntheticCapture, blob_mesh, make_capture, render, ring_cameras
-from photoforge.synthetic.cameras import look_at, orbit_camera, write_strecha_camera
+from photoforge.synthetic.cameras import orbit_camera, write_strecha_camera
 from photoforge.synthetic.noise import ValueNoise3D
 from photoforge.synthetic.shapes import SHAPES, TABLE_SHAPES, WALL_SHAPES, shape_mesh
 from photoforge.synthetic.tabletop import ObjectCapture, make_object_capture

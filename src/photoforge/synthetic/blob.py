@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import open3d as o3d
 
-from photoforge.camera.model import Camera, Rigid3
+from photoforge.camera.model import Camera, Rigid3, look_at
 from photoforge.render.raycast import MeshScene
-from photoforge.synthetic.cameras import look_at, write_strecha_camera
+from photoforge.synthetic.cameras import write_strecha_camera
 from photoforge.synthetic.noise import ValueNoise3D
 
 __all__ = [

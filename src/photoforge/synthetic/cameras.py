@@ -7,19 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from photoforge.camera.model import Camera, Rigid3
+from photoforge.camera.model import Camera, Rigid3, look_at
 
 Z_UP = np.array([0.0, 0.0, 1.0])
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """The cam_from_world rotation of a camera at `centre` looking at `target` (OpenCV axes)."""
-    forward = target - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    return np.stack([right, down, forward])
 
 
 def orbit_camera(
