@@ -19,7 +19,7 @@ import pycolmap
 
 from photoforge.camera.model import Camera, camera_in_frame
 from photoforge.errors import StageError
-from photoforge.geometry.mvs.view_masks import view_mask
+from photoforge.geometry.mvs.view_masks import read_artefact_mask, view_mask
 from photoforge.layout import ALBEDO_PNG, COVERAGE_PNG, SPARSE_DIR, UNDISTORTED
 from photoforge.texturing.atlas import Texels
 from photoforge.texturing.fill import fill_and_dilate
@@ -108,10 +108,7 @@ def _frame_mask(frames: Frames, frame: Frame) -> np.ndarray | None:
     """The user's mask of a working frame (ingest's, at the frame's size), None where it has none."""
     if frame.mask is None:
         return None
-    mask = cv2.imread(str(frames.dir / frame.mask), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise StageError("bake", "cannot read the frame's mask in the ingest artefact", frames.dir / frame.mask)
-    return mask > 0
+    return read_artefact_mask(frames.dir / frame.mask, stage="bake", artefact="ingest") > 0
 
 
 def bake_texture(

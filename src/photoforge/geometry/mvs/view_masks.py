@@ -28,9 +28,7 @@ def undistort_masks(undistorted: pycolmap.Reconstruction, *, masks_dir: Path, sp
         original = distorted.find_image_with_name(image.name)
         if original is None or original.camera is None or image.camera is None or not path.is_file():
             continue  # a frame without a mask: all of it is object
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise StageError("depth", "unreadable mask in the ingest artefact: delete that artefact to redo it", path)
+        mask = read_artefact_mask(path, stage="depth", artefact="ingest")
         target = workspace / UNDISTORTED_MASKS / f"{image.name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), warp_mask(mask, source=original.camera, target=image.camera))
@@ -61,7 +59,13 @@ def view_mask(workspace: Path, name: str, width: int, height: int) -> np.ndarray
     path = workspace / UNDISTORTED_MASKS / f"{name}.png"
     if not path.is_file():
         return None
+    mask = read_artefact_mask(path, stage="bake", artefact="depth")
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def read_artefact_mask(path: Path, *, stage: str, artefact: str) -> np.ndarray:
+    """A mask an earlier stage wrote (grey uint8, 0 = background); unreadable means that artefact is damaged."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
-        raise StageError("bake", "unreadable mask in the depth artefact: delete that artefact to redo it", path)
-    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        raise StageError(stage, f"unreadable mask in the {artefact} artefact: delete that artefact to redo it", path)
+    return mask
