@@ -106,12 +106,20 @@ def reconstruct(
         isolated = run.stage(asset, poses=sparse, fusion=cloud, scale=metres, params=cfg.asset)
         splats = run.optional_stage(splat, why_not(cfg), depth=depth_maps, fusion=cloud, params=cfg.splat)
         surface = run.stage(mesh, asset=isolated, depth=depth_maps, splat=splats, params=cfg.mesh)
-        atlas = run.stage(uv, mesh=surface, params=cfg.uv)
-        texture = run.stage(
-            bake, capture=source, ingest=frames, poses=sparse, depth=depth_maps, mesh=surface, uv=atlas,
-            params=cfg.bake,
+        levels = cfg.detail_levels()  # asset.glb's (export.detail), then export.lods': a low-poly and maps each
+        atlases = [run.stage(uv, mesh=surface, level=level, params=cfg.uv) for level in levels]
+        textures = [
+            run.stage(
+                bake, capture=source, ingest=frames, poses=sparse, depth=depth_maps, mesh=surface, uv=atlas,
+                params=cfg.bake,
+            )
+            for atlas in atlases
+        ]  # fmt: skip
+        atlas, texture = atlases[0], textures[0]
+        delivered = run.stage(
+            export, mesh=surface, uv=atlas, bake=texture, lod_uvs=atlases[1:], lod_bakes=textures[1:],
+            params=cfg.export,
         )  # fmt: skip
-        delivered = run.stage(export, mesh=surface, uv=atlas, bake=texture, params=cfg.export)
         video = run.stage(turntable, uv=atlas, bake=texture, splat=splats, mesh=surface, params=cfg.turntable)
         results = {"ingest": frames, "poses": sparse, "scale": metres, "depth": depth_maps, "fusion": cloud}
         results |= {"asset": isolated, "mesh": surface}

@@ -24,13 +24,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# Node tools (the Khronos glTF-Validator): node from Debian if missing, the package from the npm registry.
+# Node tools (glTF-Validator, gltfpack, three.js): node from Debian if missing, the packages from the npm
+# registry, again whenever tools/package.json or its lock changed (a stamp in node_modules records them).
 if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
-if command -v npm >/dev/null 2>&1 && [ ! -d tools/node_modules/gltf-validator ]; then
-  (cd tools && npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund)
+node_stamp=tools/node_modules/.photoforge-installed
+if command -v npm >/dev/null 2>&1 && ! cat tools/package.json tools/package-lock.json | cmp -s - "$node_stamp"; then
+  echo "setup: installing the node tools in tools/node_modules"
+  (cd tools && { npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund; })
+  cat tools/package.json tools/package-lock.json >"$node_stamp"
 fi
 
 stamp=.venv/.photoforge-installed

@@ -11,6 +11,14 @@ from tasks.stage_task import stage_task
 
 @stage_task(STAGE)
 def export(
-    store: ArtefactStore, *, mesh: StageResult, uv: StageResult, bake: StageResult, params: ExportParams
+    store: ArtefactStore,
+    *,
+    mesh: StageResult,
+    uv: StageResult,
+    bake: StageResult,
+    lod_uvs: list[StageResult],
+    lod_bakes: list[StageResult],
+    params: ExportParams,
 ) -> StageResult:
-    return STAGE.execute(store, ExportInputs(mesh=mesh, uv=uv, bake=bake), params, progress=TaskProgress("export"))
+    inputs = ExportInputs(mesh=mesh, uv=uv, bake=bake, lod_uvs=lod_uvs, lod_bakes=lod_bakes)
+    return STAGE.execute(store, inputs, params, progress=TaskProgress("export"))

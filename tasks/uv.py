@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from photoforge.geometry.detail_levels import DetailLevel
 from photoforge.stage import StageResult
 from photoforge.stages.uv import STAGE, UVInputs, UVParams
 from photoforge.store import ArtefactStore
@@ -10,5 +11,5 @@ from tasks.stage_task import stage_task
 
 
 @stage_task(STAGE)
-def uv(store: ArtefactStore, *, mesh: StageResult, params: UVParams) -> StageResult:
-    return STAGE.execute(store, UVInputs(mesh=mesh), params, progress=TaskProgress("uv"))
+def uv(store: ArtefactStore, *, mesh: StageResult, level: DetailLevel, params: UVParams) -> StageResult:
+    return STAGE.execute(store, UVInputs(mesh=mesh, level=level), params, progress=TaskProgress("uv"))

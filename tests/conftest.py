@@ -95,6 +95,7 @@ def dense_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> dict:  # t
 
     overrides = {"ingest.max_size": 480, "depth.max_size": 480, "depth.backend": "cpu"}
     overrides |= {"mesh.target_faces": 30_000, "mesh.poisson_depth": 8, "uv.texture_size": 1024}
+    overrides |= {"export.faces": 12_000}  # a low-poly of the 30k-face surface, with a normal map
     cfg = load_preset("standard", overrides)
     store = ArtefactStore(tmp_path_factory.mktemp("ws"), "synthetic")
     frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=synthetic.capture), cfg.ingest)
@@ -117,7 +118,7 @@ def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-de
         store, asset.AssetInputs(poses=dense_run["sparse"], fusion=dense_run["fusion"], scale=metres), cfg.asset
     )
     surface = mesh.STAGE.execute(store, mesh.MeshInputs(asset=isolated, depth=dense_run["depth"]), cfg.mesh)
-    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=surface), cfg.uv)
+    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=surface, level=cfg.detail_levels()[0]), cfg.uv)
     upstream = {"ingest": dense_run["frames"], "poses": dense_run["sparse"], "depth": dense_run["depth"]}
     bake_inputs = bake.BakeInputs(capture=synthetic.capture, **upstream, mesh=surface, uv=atlas)
     texture = bake.STAGE.execute(store, bake_inputs, cfg.bake)

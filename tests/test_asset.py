@@ -25,6 +25,7 @@ from photoforge.layout import (
     UVMesh,
     world_to_asset,
 )
+from photoforge.presets import PipelineConfig
 from photoforge.qa import gltf_validation
 from photoforge.stage import StageResult, no_progress
 from photoforge.stages import bake, mesh, uv
@@ -120,12 +121,15 @@ def test_bake_matches_left_out_photos(asset_run: dict) -> None:
 
 def test_exports_reload_and_glb_validates(asset_run: dict) -> None:
     out = asset_run["export"].dir
-    faces = asset_run["mesh"].metrics["faces"]
+    faces = asset_run["uv"].metrics["faces"]
+    assert faces <= 12_000 < asset_run["mesh"].metrics["faces"]  # export.faces: a low-poly of the surface
     scene = trimesh.load(out / "asset.glb")
     glb_mesh = next(iter(scene.geometry.values()))
     assert len(glb_mesh.faces) == faces
     assert isinstance(glb_mesh.visual, trimesh.visual.TextureVisuals)
-    assert glb_mesh.visual.material.baseColorTexture.size == (1024, 1024)
+    material = glb_mesh.visual.material
+    assert material.baseColorTexture.size == material.normalTexture.size == (1024, 1024)
+    assert material.occlusionTexture is not None
     obj = trimesh.load(out / "asset.obj")
     assert len(obj.faces) == faces and obj.visual.uv is not None
     assert (out / "asset.usdz").stat().st_size > 10_000
@@ -185,7 +189,7 @@ def test_uv_on_a_mesh_without_faces(tmp_path: Path) -> None:
     o3d.io.write_triangle_mesh(str(tmp_path / "mesh" / MESH_PLY), empty)
     with pytest.raises(StageError, match="no faces"):
         uv.run(
-            uv.UVInputs(mesh=_artefact("mesh", tmp_path / "mesh")),
+            uv.UVInputs(mesh=_artefact("mesh", tmp_path / "mesh"), level=PipelineConfig().detail_levels()[0]),
             out=tmp_path,
             params=uv.UVParams(),
             progress=no_progress,

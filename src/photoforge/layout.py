@@ -66,6 +66,9 @@ TRANSFORM_JSON = "asset_transform.json"
 UV_NPZ = "mesh_uv.npz"
 # bake
 ALBEDO_PNG = "albedo.png"
+NORMAL_PNG = "normal.png"  # tangent-space normals baked from the high-res surface (glTF normalTexture)
+OCCLUSION_PNG = "occlusion.png"  # ambient occlusion from the high-res surface (glTF occlusionTexture, R)
+DETAIL_PNG = "detail_shading.png"  # high-res | low-poly | low-poly + normal map, one light, one view
 COVERAGE_PNG = "coverage.png"
 BAKE_JSON = "bake.json"
 EVAL_DIR = "eval"
@@ -75,6 +78,14 @@ ASSET_GLB = f"{ASSET}.glb"
 ASSET_OBJ = f"{ASSET}.obj"
 ASSET_MTL = f"{ASSET}.mtl"
 ASSET_USDZ = f"{ASSET}.usdz"
+ASSET_WEB_GLB = f"{ASSET}.web.glb"  # meshopt geometry, smaller textures (gltfpack)
+
+
+def lod_glb(index: int) -> str:
+    """asset_lod1.glb, asset_lod2.glb, ...: the export.lods levels, each self-contained."""
+    return f"{ASSET}_lod{index}.glb"
+
+
 # turntable
 VIDEO = "turntable.mp4"
 SPLAT_VIDEO = "splat_turntable.mp4"
@@ -187,19 +198,33 @@ class DepthViews:
 
 @dataclass(frozen=True)
 class UVMesh:
-    """A uv artefact: the mesh split at chart seams, uvs with v down from the top (glTF's way)."""
+    """A uv artefact: one detail level's mesh split at chart seams, uvs with v down from the top (glTF's
+    way), and the shading frame its maps are baked in (vertex normals, tangents with handedness in w)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     uvs: np.ndarray
     texture_size: int
+    normals: np.ndarray
+    tangents: np.ndarray
+    level: str = "raw"
+    decimated: bool = False  # a low-poly of the mesh stage's surface, not the surface itself
 
     @classmethod
     def read(cls, uv_dir: Path) -> UVMesh:
         with np.load(uv_dir / UV_NPZ) as data:
             uvs = data["uvs"].copy()
             uvs[:, 1] = 1.0 - uvs[:, 1]  # xatlas stores v up from the bottom
-            return cls(data["vertices"], data["faces"], uvs, int(data["texture_size"]))
+            return cls(
+                data["vertices"],
+                data["faces"],
+                uvs,
+                int(data["texture_size"]),
+                data["normals"],
+                data["tangents"],
+                str(data["level"]),
+                bool(data["decimated"]),
+            )
 
 
 class ScaleEstimate(BaseModel):

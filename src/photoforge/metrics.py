@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from photoforge.stage import StageMetrics
 
@@ -147,9 +147,23 @@ class UVMetrics(StageMetrics):
     faces: int
     utilization: float
     texture_size: int
+    level: str = "raw"  # the detail level (geometry.detail_levels), "custom" for export.faces
+    source_faces: int | None = None  # the mesh stage's faces it was decimated from
+    decimated: bool = False
 
 
 # --- bake ---
+class DetailFidelity(BaseModel):
+    """How close a low-poly (and its normal map) comes to the high-res surface it was decimated from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    normal_error_own_deg: float  # median angle: the low-poly's interpolated normals vs the high-res surface's
+    normal_error_mapped_deg: float  # the same with the normal map applied
+    hausdorff: float  # largest distance low-poly -> high-res, in the asset's units
+    mean_distance: float
+
+
 class BakeMetrics(StageMetrics):
     texture_size: int
     coverage: float  # share of the atlas's texels some view saw
@@ -162,6 +176,12 @@ class BakeMetrics(StageMetrics):
     ssim_used: float | None
     left_out_min_coverage: float | None
     left_out_uncovered: list[str]  # left-out views the mesh covers under qa.baked_views.MIN_VIEW_COVERAGE
+    level: str = "raw"
+    faces: int | None = None
+    maps: list[str] = Field(
+        default_factory=list
+    )  # the texture files written: albedo, and normal / occlusion when baked
+    detail: DetailFidelity | None = None  # a decimated level: how faithful it is to the high-res surface
 
 
 # --- export ---
@@ -177,6 +197,35 @@ class GltfValidation(BaseModel):
     messages: list[str] | None = None
 
 
+class ExportedLevel(BaseModel):
+    """One detail level as delivered: its GLB, what it holds and how it scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str  # asset.glb, asset_lod1.glb, ...
+    level: str
+    faces: int
+    texture_size: int
+    maps: list[str]
+    bytes: int
+    gltf_validator: GltfValidation
+    psnr_left_out: float | None = None
+    ssim_left_out: float | None = None
+    detail: DetailFidelity | None = None
+
+
+class WebGlbExport(BaseModel):
+    """asset.web.glb: compressed for the web, or why it was not written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    written: bool
+    reason: str | None = None
+    bytes: int | None = None
+    tool: str | None = None
+    gltf_validator: GltfValidation | None = None
+
+
 class ExportMetrics(StageMetrics):
     files: dict[str, int]  # file name -> bytes
     faces: int
@@ -185,10 +234,12 @@ class ExportMetrics(StageMetrics):
     manifold: bool
     texture_coverage: float
     units: str
-    gltf_validator: GltfValidation
+    gltf_validator: GltfValidation  # asset.glb's
+    levels: list[ExportedLevel] = Field(default_factory=list)  # asset.glb's level first, then each LOD
+    web: WebGlbExport | None = None
 
     def as_manifest(self) -> dict[str, Any]:
-        return self.model_dump(mode="json") | {"gltf_validator": self.gltf_validator.model_dump(exclude_none=True)}
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 # --- turntable ---

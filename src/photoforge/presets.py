@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photoforge.errors import ConfigError
+from photoforge.geometry.detail_levels import DetailLevel, detail_levels
 from photoforge.layout import STAGE_ORDER
 from photoforge.stages.asset import AssetParams
 from photoforge.stages.bake import BakeParams
@@ -75,6 +76,12 @@ class PipelineConfig(BaseModel):
     export: ExportParams = Field(default_factory=ExportParams)
     turntable: TurntableParams = Field(default_factory=TurntableParams)
     report: ReportParams = Field(default_factory=ReportParams)
+
+    def detail_levels(self) -> list[DetailLevel]:
+        """asset.glb's level, then each LOD's: one uv and one bake each (export.detail, export.lods)."""
+        return detail_levels(
+            detail=self.export.detail, faces=self.export.faces, lods=self.export.lods, texture_size=self.uv.texture_size
+        )
 
 
 if tuple(PipelineConfig.model_fields) != STAGE_ORDER:  # a stage added in one place only

@@ -1,23 +1,43 @@
-"""Stage bake: an albedo texture from the photos, and honest quality numbers from left-out views.
+"""Stage bake: one detail level's maps (albedo from the photos; normal and occlusion from the high-res
+surface) and honest quality numbers: left-out views, and the level's fidelity to the high-res surface.
 
 The bake itself is photoforge.texturing.bake (per texel the views that see it inside the object:
 the user's masks, else the mesh's silhouette, less a band along the edge; per face the best view,
 levelled and blended). Every `leave_out_every`-th view is not used, and the textured mesh rendered
 from it is compared with its photo (photoforge.qa.baked_views: PSNR, SSIM inside the silhouette and
 the user's mask, and the share of what its depth map saw that the mesh covers).
+
+A decimated level also gets a tangent-space normal map and an ambient-occlusion map from the mesh
+stage's high-res surface (photoforge.texturing.detail_maps), the median normal error with and without
+the normal map and the distance to the high-res surface (photoforge.qa.detail_fidelity), and a
+picture: high-res | low-poly | low-poly + normal map, shaded alike.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from photoforge.layout import BAKE_JSON, DepthViews, Frames, UVMesh, world_to_asset
-from photoforge.metrics import BakeMetrics
+from photoforge.layout import (
+    BAKE_JSON,
+    DETAIL_PNG,
+    MESH_PLY,
+    NORMAL_PNG,
+    OCCLUSION_PNG,
+    DepthViews,
+    Frames,
+    UVMesh,
+    world_to_asset,
+)
+from photoforge.metrics import BakeMetrics, DetailFidelity
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 from photoforge.store import write_json
+
+if TYPE_CHECKING:
+    from photoforge.texturing.atlas import Texels
 
 log = logging.getLogger("photoforge")
 
@@ -36,6 +56,18 @@ class BakeParams(StageParams):
         le=64,
         description="px along a view's object outline (the user's mask, else the mesh's silhouette) that colour "
         "a texel only when no view sees it further inside; 0: the whole mask, no silhouette",
+    )
+    normal_map: bool = Field(True, description="a decimated level: tangent-space normals from the high-res surface")
+    occlusion: bool = Field(True, description="an ambient-occlusion map from the high-res surface")
+    occlusion_rays: int = Field(32, ge=4, le=512, description="hemisphere rays per high-res vertex")
+    occlusion_distance: float = Field(
+        0.05, gt=0.0, le=1.0, description="occluders count within this share of the mesh's bounding-box diagonal"
+    )
+    normal_search: float = Field(
+        0.02,
+        gt=0.0,
+        le=0.5,
+        description="how far from the low-poly the high-res surface is sought (share of diagonal)",
     )
 
 
@@ -81,6 +113,8 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
     settings = BakeSettings(params.smoothness, params.blend, params.min_cos, params.levelling)
     baked = bake_texture(texels, mesh, scene, sources, settings, progress)
     write_maps(out, baked)
+    progress(steps - 1, steps, "normal and occlusion maps" if mesh.decimated else "occlusion map")
+    maps, detail = _detail_maps(inputs.mesh.dir / MESH_PLY, mesh, texels, params, out)
     progress(steps - 1, steps, "scoring against photos")
 
     chosen = [(i, True) for i in left_out] + [(i, False) for i in bake_ids[: params.max_eval_views]]
@@ -108,6 +142,10 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
         )
     psnr_left_out = mean_score(held, "psnr")
     quality = f", left-out PSNR {psnr_left_out:.1f} dB" if held else ""
+    if detail is not None:
+        quality += (
+            f", normals {detail.normal_error_own_deg:.1f}° -> {detail.normal_error_mapped_deg:.1f}° off with the map"
+        )
     quality += f", {len(uncovered)} left-out view(s) not covered by the mesh" if uncovered else ""
     return BakeMetrics(
         texture_size=mesh.texture_size,
@@ -121,7 +159,67 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
         ssim_used=mean_score(used, "ssim"),
         left_out_min_coverage=min((e["coverage"] for e in held), default=None),
         left_out_uncovered=uncovered,
-        summary=f"{mesh.texture_size}px, {baked.coverage:.0%} of texels seen{quality}",
+        level=mesh.level,
+        faces=len(mesh.faces),
+        maps=maps,
+        detail=detail,
+        summary=f"{mesh.level} {mesh.texture_size}px {'+'.join(maps)}, {baked.coverage:.0%} of texels seen{quality}",
+    )
+
+
+def _detail_maps(
+    high_file: Path, mesh: UVMesh, texels: Texels, params: BakeParams, out: Path
+) -> tuple[list[str], DetailFidelity | None]:
+    """normal.png (a decimated level) and occlusion.png from the high-res surface; the level's fidelity."""
+    import cv2
+    import numpy as np
+    import open3d as o3d
+
+    from photoforge.qa.detail_fidelity import normal_errors, surface_deviation
+    from photoforge.render.detail_views import detail_comparison
+    from photoforge.render.raycast import MeshScene
+    from photoforge.texturing.detail_maps import bake_detail_maps, bake_occlusion
+    from photoforge.texturing.tangents import vertex_normals
+
+    with_normals = mesh.decimated and params.normal_map
+    if not (with_normals or params.occlusion):
+        return ["albedo"], None
+    surface = o3d.io.read_triangle_mesh(str(high_file))
+    high_vertices, high_faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
+    high_normals = vertex_normals(high_vertices, high_faces)
+    high = MeshScene(high_vertices, high_faces)
+    diagonal = float(np.linalg.norm(high_vertices.max(axis=0) - high_vertices.min(axis=0)))
+    occlusion_settings = {"rays": params.occlusion_rays, "distance": params.occlusion_distance * diagonal, "seed": 0}
+    if not with_normals:
+        occlusion = bake_occlusion(
+            texels, high=high, high_vertices=high_vertices, high_faces=high_faces, high_normals=high_normals,
+            **occlusion_settings,
+        )  # fmt: skip
+        cv2.imwrite(str(out / OCCLUSION_PNG), occlusion)
+        return ["albedo", "occlusion"], None
+    baked = bake_detail_maps(
+        texels, low_faces=mesh.faces, low_normals=mesh.normals, low_tangents=mesh.tangents, high=high,
+        high_normals=high_normals, search=params.normal_search * diagonal, **occlusion_settings,
+    )  # fmt: skip
+    cv2.imwrite(str(out / NORMAL_PNG), cv2.cvtColor(baked.normal, cv2.COLOR_RGB2BGR))
+    maps = ["albedo", "normal"]
+    if params.occlusion:
+        cv2.imwrite(str(out / OCCLUSION_PNG), baked.occlusion)
+        maps.append("occlusion")
+    low = {"low_vertices": mesh.vertices, "low_faces": mesh.faces}
+    shading = {"low_uvs": mesh.uvs, "low_normals": mesh.normals, "low_tangents": mesh.tangents}
+    errors = normal_errors(**low, **shading, normal_map=baked.normal, high=high, high_normals=high_normals)
+    deviation = surface_deviation(**low, high=high)
+    picture = detail_comparison(
+        high_vertices=high_vertices, high_faces=high_faces, high_normals=high_normals, **low, **shading,
+        normal_map=baked.normal,
+    )  # fmt: skip
+    cv2.imwrite(str(out / DETAIL_PNG), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    return maps, DetailFidelity(
+        normal_error_own_deg=errors["own_deg"],
+        normal_error_mapped_deg=errors["mapped_deg"],
+        hausdorff=round(deviation["hausdorff"], 6),
+        mean_distance=round(deviation["mean"], 6),
     )
 
 

@@ -1,8 +1,11 @@
-"""Stage export: the textured asset as GLB (glTF 2.0, PBR), OBJ+MTL+PNG and USDZ, validated.
+"""Stage export: each detail level as a self-contained GLB, plus OBJ, USDZ and a web GLB, validated.
 
-Y up, in the asset frame of the mesh stage. Units are the SfM model's (glTF assumes metres;
-the manifest says which). The GLB is checked with the Khronos glTF-Validator when node is there;
-when it is not checked, the metrics say why (the report shows the check as not done).
+`asset.glb` is the `export.detail` level (albedo, normal and occlusion maps, glTF TANGENT);
+`asset_lod1.glb`, ... the `export.lods`, each with its own maps embedded, so any one file can be
+moved alone; `asset.web.glb` is asset.glb with meshopt-compressed geometry and smaller textures
+(gltfpack). OBJ+MTL+PNG and USDZ carry asset.glb's mesh and albedo. Y up, in the asset frame of
+the mesh stage, in metres when a scale is known (the manifest says which). Every GLB is checked
+with the Khronos glTF-Validator when node is there; when it is not, the metrics say why.
 """
 
 from __future__ import annotations
@@ -10,12 +13,24 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from photoforge.errors import StageError
-from photoforge.layout import ALBEDO_PNG, ASSET_GLB, ASSET_OBJ, ASSET_USDZ, UVMesh
-from photoforge.metrics import BakeMetrics, ExportMetrics, GltfValidation, MeshMetrics
+from photoforge.geometry.detail_levels import LevelName
+from photoforge.layout import (
+    ALBEDO_PNG,
+    ASSET_GLB,
+    ASSET_OBJ,
+    ASSET_USDZ,
+    ASSET_WEB_GLB,
+    NORMAL_PNG,
+    OCCLUSION_PNG,
+    UVMesh,
+    lod_glb,
+)
+from photoforge.metrics import BakeMetrics, ExportedLevel, ExportMetrics, GltfValidation, MeshMetrics, WebGlbExport
 from photoforge.qa import gltf_validation
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
@@ -23,49 +38,80 @@ log = logging.getLogger("photoforge")
 
 
 class ExportParams(StageParams):
+    detail: LevelName = Field(
+        "medium",
+        description="asset.glb's detail level: preview <25k, reduced <50k, medium <100k, full <250k faces, "
+        "raw = the mesh stage's surface; textures 1k/2k/2k/4k/4k (uv.texture_size overrides)",
+    )
+    faces: int = Field(0, ge=0, description="a custom face budget for asset.glb (0: the detail level's)")
+    lods: list[LevelName | Annotated[int, Field(ge=100)]] = Field(
+        default_factory=list,
+        description="lighter levels beside asset.glb: names or face budgets, e.g. [reduced, preview] or [20000, 5000]",
+    )
     glb: bool = Field(True, description="glTF 2.0 binary with a PBR material")
     obj: bool = Field(True, description="OBJ + MTL + PNG")
     usdz: bool = Field(True, description="USDZ (usd-core) for AR viewers")
-    validate_gltf: bool = Field(True, description="run the Khronos glTF-Validator on the GLB (needs node)")
+    web: bool = Field(True, description="asset.web.glb: meshopt geometry, smaller textures (needs node, gltfpack)")
+    web_texture_size: int = Field(1024, ge=64, le=8192, description="largest texture side in asset.web.glb")
+    validate_gltf: bool = Field(True, description="run the Khronos glTF-Validator on every GLB (needs node)")
 
 
 class ExportInputs(StageInputs):
     mesh: StageResult
     uv: StageResult
     bake: StageResult
+    lod_uvs: list[StageResult] = Field(default_factory=list)  # one per export.lods entry, in order
+    lod_bakes: list[StageResult] = Field(default_factory=list)
 
 
 def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Progress) -> ExportMetrics:
-    from photoforge.io.asset_writers import textured_trimesh, write_glb, write_obj, write_usdz  # trimesh, usd
+    from photoforge.io.asset_writers import textured_trimesh, write_obj, write_usdz  # trimesh, usd
 
+    if len(inputs.lod_uvs) != len(inputs.lod_bakes):
+        raise StageError("export", f"{len(inputs.lod_uvs)} LOD atlases but {len(inputs.lod_bakes)} LOD bakes")
     uv = UVMesh.read(inputs.uv.dir)
     texture = out / ALBEDO_PNG  # the name the OBJ's MTL and the USDZ refer to
     shutil.copyfile(inputs.bake.dir / ALBEDO_PNG, texture)
-    mesh = textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture)
     files: list[Path] = [texture]
-    validation = GltfValidation(available=False, reason="GLB not exported")
-    steps = sum([params.glb, params.obj, params.usdz])
+    levels: list[ExportedLevel] = []
+    web: WebGlbExport | None = None
+    pairs = [(inputs.uv, inputs.bake, ASSET_GLB)]
+    pairs += [(u, b, lod_glb(i)) for i, (u, b) in enumerate(zip(inputs.lod_uvs, inputs.lod_bakes, strict=True), 1)]
+    steps = len(pairs) * params.glb + params.web + params.obj + params.usdz
+    done = 0
     try:
         if params.glb:
-            write_glb(mesh, out / ASSET_GLB)
-            files.append(out / ASSET_GLB)
-            validation = _validate(out / ASSET_GLB, params)
-            progress(1, steps, "GLB")
+            for uv_result, bake_result, name in pairs:
+                levels.append(_write_level(uv_result, bake_result, out / name, params))
+                files.append(out / name)
+                done += 1
+                progress(done, steps, name)
+            if params.web:
+                web = _write_web(out / ASSET_GLB, out, params)
+                files += [out / ASSET_WEB_GLB] if web.written else []
+                done += 1
+                progress(done, steps, ASSET_WEB_GLB)
         if params.obj:
-            files += write_obj(mesh, out / ASSET_OBJ)
-            progress(2, steps, "OBJ")
+            files += write_obj(textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture), out / ASSET_OBJ)
+            done += 1
+            progress(done, steps, "OBJ")
         if params.usdz:
             write_usdz(uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_USDZ)
             files.append(out / ASSET_USDZ)
             progress(steps, steps, "USDZ")
     except (OSError, RuntimeError, ValueError) as exc:
         raise StageError("export", f"writing the asset failed: {exc}", out) from exc
-    if validation.available and validation.errors != 0:
-        raise StageError("export", f"glTF-Validator found errors: {validation.messages}", out / ASSET_GLB)
+    for level in levels:
+        if level.gltf_validator.available and level.gltf_validator.errors != 0:
+            messages = level.gltf_validator.messages
+            raise StageError("export", f"glTF-Validator found errors: {messages}", out / level.file)
+    validation = levels[0].gltf_validator if levels else GltfValidation(available=False, reason="GLB not exported")
     surface = inputs.mesh.metrics_as(MeshMetrics)
     sizes = {f.name: f.stat().st_size for f in files}
     kinds = [k.upper() for k, on in (("glb", params.glb), ("obj", params.obj), ("usdz", params.usdz)) if on]
     checked = f"{validation.errors} glTF errors" if validation.available else "glTF NOT validated"
+    lods = f", {len(levels) - 1} LOD(s)" if len(levels) > 1 else ""
+    web_note = f", web {web.bytes / 1e6:.1f} MB" if web is not None and web.written and web.bytes else ""
     return ExportMetrics(
         files=sizes,
         faces=len(uv.faces),
@@ -75,17 +121,70 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
         texture_coverage=inputs.bake.metrics_as(BakeMetrics).coverage,
         units=surface.units,
         gltf_validator=validation,
-        summary=f"{', '.join(kinds)} ({checked}), {sum(sizes.values()) / 1e6:.1f} MB",
+        levels=levels,
+        web=web,
+        summary=f"{uv.level} {len(uv.faces)} faces: {', '.join(kinds)} ({checked}){lods}{web_note}, "
+        f"{sum(sizes.values()) / 1e6:.1f} MB",
     )
 
 
+def _write_level(uv_result: StageResult, bake_result: StageResult, path: Path, params: ExportParams) -> ExportedLevel:
+    """One level's GLB with its maps embedded, validated."""
+    from photoforge.io.glb_writer import write_glb
+
+    mesh = UVMesh.read(uv_result.dir)
+    baked = bake_result.metrics_as(BakeMetrics)
+    normal_map = bake_result.dir / NORMAL_PNG
+    occlusion = bake_result.dir / OCCLUSION_PNG
+    has_normals = normal_map.is_file()
+    write_glb(
+        path,
+        vertices=mesh.vertices,
+        faces=mesh.faces,
+        uvs=mesh.uvs,
+        normals=mesh.normals,
+        tangents=mesh.tangents if has_normals else None,
+        albedo=bake_result.dir / ALBEDO_PNG,
+        normal_map=normal_map if has_normals else None,
+        occlusion=occlusion if occlusion.is_file() else None,
+    )
+    maps = ["albedo"] + ["normal"] * has_normals + ["occlusion"] * occlusion.is_file()
+    return ExportedLevel(
+        file=path.name,
+        level=mesh.level,
+        faces=len(mesh.faces),
+        texture_size=mesh.texture_size,
+        maps=maps,
+        bytes=path.stat().st_size,
+        gltf_validator=_validate(path, params),
+        psnr_left_out=baked.psnr_left_out,
+        ssim_left_out=baked.ssim_left_out,
+        detail=baked.detail,
+    )
+
+
+def _write_web(source: Path, out: Path, params: ExportParams) -> WebGlbExport:
+    """asset.web.glb from asset.glb; when the tool is missing, why (a warning, not a failure)."""
+    from photoforge.io import web_glb
+
+    reason = web_glb.unavailable_reason()
+    if reason is not None:
+        log.warning("export: %s not written: %s", ASSET_WEB_GLB, reason)
+        return WebGlbExport(written=False, reason=reason)
+    result = web_glb.write_web_glb(source, out / ASSET_WEB_GLB, max_texture=params.web_texture_size, workdir=out)
+    validation = _validate(result.path, params)
+    if validation.available and validation.errors != 0:
+        raise StageError("export", f"glTF-Validator found errors: {validation.messages}", result.path)
+    return WebGlbExport(written=True, bytes=result.bytes, tool=result.tool, gltf_validator=validation)
+
+
 def _validate(glb: Path, params: ExportParams) -> GltfValidation:
-    """The validator's answer on the GLB; when it is not run, why."""
+    """The validator's answer on a GLB; when it is not run, why."""
     if not params.validate_gltf:
         return GltfValidation(available=False, reason="export.validate_gltf is false")
     validation = GltfValidation.model_validate(gltf_validation.validate(glb))
     if not validation.available:
-        log.warning("export: the GLB was not validated: %s", validation.reason)
+        log.warning("export: %s was not validated: %s", glb.name, validation.reason)
     return validation
 
 

@@ -1,4 +1,10 @@
-"""Stage uv: a texture atlas for the mesh (xatlas), charts packed for the preset's texture size."""
+"""Stage uv: one detail level's low-poly (decimated from the high-res mesh), its atlas and shading frame.
+
+The level (a plain input: name, face budget, texture size) comes from `export.detail` and
+`export.lods`, so each level is its own cached artefact: adding a LOD re-uses the others. The
+low-poly is pymeshlab's quadric collapse of the cleaned mesh, charted by xatlas; its vertex normals
+and tangents (written as glTF NORMAL and TANGENT) are the frame the normal map is baked in.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,16 @@ from pathlib import Path
 from pydantic import Field
 
 from photoforge.errors import StageError
+from photoforge.geometry.detail_levels import DetailLevel
 from photoforge.layout import MESH_PLY, UV_NPZ
 from photoforge.metrics import UVMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
 
 
 class UVParams(StageParams):
-    texture_size: int = Field(2048, ge=64, le=16384, description="texture width and height in px")
+    texture_size: int | None = Field(
+        None, ge=64, le=16384, description="texture px of asset.glb; default: its detail level's (export.detail)"
+    )
     padding: int = Field(4, ge=0, le=64, description="texels between charts (dilated into by the bake)")
     max_chart_area: float = Field(0.0, ge=0.0, description="xatlas: largest chart area, 0 = no limit")
     max_iterations: int = Field(1, ge=1, le=8, description="xatlas chart-growing iterations (quality vs time)")
@@ -21,6 +30,7 @@ class UVParams(StageParams):
 
 class UVInputs(StageInputs):
     mesh: StageResult
+    level: DetailLevel  # PipelineConfig.detail_levels(): from export.detail, export.lods, uv.texture_size
 
 
 def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) -> UVMetrics:
@@ -28,20 +38,29 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
     import open3d as o3d
     import xatlas
 
+    from photoforge.geometry.decimation import decimate
+    from photoforge.texturing.tangents import vertex_normals, vertex_tangents
+
+    level = inputs.level
     mesh_file = inputs.mesh.dir / MESH_PLY
     mesh = o3d.io.read_triangle_mesh(str(mesh_file))
-    vertices = np.asarray(mesh.vertices, np.float32)
-    faces = np.asarray(mesh.triangles, np.uint32)
+    vertices = np.asarray(mesh.vertices, np.float64)
+    faces = np.asarray(mesh.triangles, np.int64)
     if len(faces) == 0:
         raise StageError("uv", "the mesh has no faces", mesh_file)
-    progress(0, 1, f"charting {len(faces)} faces")
+    source_faces = len(faces)
+    decimated = level.faces is not None and source_faces > level.faces
+    if decimated:
+        progress(0, 3, f"{level.name}: decimating {source_faces} faces to {level.faces}")
+        vertices, faces = decimate(vertices, faces, target_faces=int(level.faces))  # type: ignore[arg-type]
+    progress(1, 3, f"{level.name}: charting {len(faces)} faces")
     atlas = xatlas.Atlas()
-    atlas.add_mesh(vertices, faces)
+    atlas.add_mesh(vertices.astype(np.float32), faces.astype(np.uint32))
     chart_options = xatlas.ChartOptions()
     chart_options.max_chart_area = params.max_chart_area
     chart_options.max_iterations = params.max_iterations
     pack_options = xatlas.PackOptions()
-    pack_options.resolution = params.texture_size
+    pack_options.resolution = level.texture_size
     pack_options.padding = params.padding
     pack_options.bilinear = True
     pack_options.create_image = False
@@ -52,23 +71,39 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
         raise StageError("uv", f"xatlas could not build an atlas: {exc}", mesh_file) from exc
     if atlas.atlas_count != 1:
         raise StageError(
-            "uv", f"the charts need {atlas.atlas_count} textures of {params.texture_size} px: raise uv.texture_size"
+            "uv", f"the charts need {atlas.atlas_count} textures of {level.texture_size} px: raise uv.texture_size"
         )
+    progress(2, 3, "normals and tangents")
+    split_vertices = vertices[vmapping].astype(np.float32)
+    split_faces = indices.astype(np.int32)
+    uvs_top_left = np.column_stack([uvs[:, 0], 1.0 - uvs[:, 1]]).astype(np.float32)
+    # normals from the welded mesh, so chart seams do not show as creases
+    normals = vertex_normals(vertices, faces)[vmapping]
+    tangents = vertex_tangents(split_vertices, split_faces, uvs_top_left, normals)
     np.savez_compressed(
         out / UV_NPZ,
-        vertices=vertices[vmapping],
-        faces=indices.astype(np.int32),
+        vertices=split_vertices,
+        faces=split_faces,
         uvs=uvs.astype(np.float32),  # xatlas: origin bottom-left; layout.UVMesh.read flips to glTF's top-left
-        texture_size=np.int32(params.texture_size),
+        normals=normals.astype(np.float32),
+        tangents=tangents.astype(np.float32),
+        texture_size=np.int32(level.texture_size),
+        level=np.str_(level.name),
+        decimated=np.bool_(decimated),
     )
-    progress(1, 1, f"{atlas.chart_count} charts")
+    progress(3, 3, f"{atlas.chart_count} charts")
+    kept = f"decimated from {source_faces}" if decimated else "the mesh as it is"
     return UVMetrics(
         charts=int(atlas.chart_count),
         vertices=len(vmapping),
         faces=len(indices),
         utilization=round(float(atlas.utilization), 4),
-        texture_size=params.texture_size,
-        summary=f"{atlas.chart_count} charts, {atlas.utilization:.0%} of {params.texture_size}px used",
+        texture_size=level.texture_size,
+        level=level.name,
+        source_faces=source_faces,
+        decimated=decimated,
+        summary=f"{level.name}: {len(indices)} faces ({kept}), {atlas.chart_count} charts, "
+        f"{atlas.utilization:.0%} of {level.texture_size}px used",
     )
 
 

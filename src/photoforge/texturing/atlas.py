@@ -16,6 +16,7 @@ class Texels:
     position: np.ndarray  # N x 3 surface points
     normal: np.ndarray  # N x 3 unit face normals
     size: int
+    barycentric: np.ndarray  # N x 3 weights of the face's vertices 0, 1, 2 (to interpolate vertex attributes)
 
 
 def rasterise(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int) -> Texels:
@@ -33,4 +34,5 @@ def rasterise(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: in
     position = (1 - b[:, :1] - b[:, 1:]) * corners[:, 0] + b[:, :1] * corners[:, 1] + b[:, 1:] * corners[:, 2]
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
-    return Texels(index, face, position.astype(np.float64), normal, size)
+    weights = np.concatenate([1 - b[:, :1] - b[:, 1:], b], axis=1).astype(np.float64)
+    return Texels(index, face, position.astype(np.float64), normal, size, weights)

@@ -1,0 +1,121 @@
+"""Open a page in headless chromium and read what it wrote: here, whether three.js loads a GLB.
+
+ES modules do not load from file://, so the page (tools/load_gltf.html) and the GLB are served over
+http://127.0.0.1 on a free port by Python's http.server in a thread, for as long as chromium runs.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+from photoforge.qa.gltf_validation import TOOLS
+
+LOADER_PAGE = TOOLS / "load_gltf.html"
+THREE = TOOLS / "node_modules" / "three" / "build" / "three.module.js"
+_RESULT = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def unavailable_reason() -> str | None:
+    """Why a GLB cannot be loaded in a browser here (None: it can)."""
+    if chromium() is None:
+        return "chromium is not installed (scripts/setup.sh installs it)"
+    if not THREE.is_file():
+        return "tools/node_modules/three missing (scripts/setup.sh installs it)"
+    if not LOADER_PAGE.is_file():
+        return f"{LOADER_PAGE} missing"
+    return None
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Files under the served directory, and the extra files at their own addresses; no request log."""
+
+    extensions_map: ClassVar[dict[str, str]] = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",  # module scripts need a JavaScript type
+        ".mjs": "text/javascript",
+        ".glb": "model/gltf-binary",
+        ".wasm": "application/wasm",
+    }
+
+    def __init__(self, *args, extra: dict[str, Path], **kwargs) -> None:
+        self.extra = extra
+        super().__init__(*args, **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        route = path.split("?", 1)[0].split("#", 1)[0]
+        return str(self.extra[route]) if route in self.extra else super().translate_path(path)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+@contextmanager
+def serve(directory: Path, extra: dict[str, Path] | None = None) -> Iterator[str]:
+    """Serve `directory` (and each of `extra`'s files at its address, e.g. {'/asset.glb': path}) over
+    http://127.0.0.1 on a free port; yields the base address, without a trailing slash."""
+    handler = partial(_Handler, directory=str(directory), extra=dict(extra or {}))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def dump_dom(url: str, *, timeout: float = 90, budget_ms: int = 10_000) -> str:
+    """The page's DOM after it loaded and ran for `budget_ms` of virtual time (chromium --dump-dom)."""
+    browser = chromium()
+    if browser is None:
+        raise RuntimeError("chromium is not installed")
+    with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as profile:
+        run = subprocess.run(
+            [
+                browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
+            ],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    if run.returncode != 0 or not run.stdout.strip():
+        raise RuntimeError(f"chromium failed (exit {run.returncode}): {run.stderr.strip()[-300:]}")
+    return run.stdout
+
+
+def load_gltf(path: Path, *, timeout: float = 90) -> str:
+    """What three.js's GLTFLoader (with the meshopt decoder) makes of the glTF/GLB at `path` in headless
+    chromium: 'ok faces=N meshes=M textures=K tangents=yes|no size=X,Y,Z maps=...' or 'error: ...'."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return f"error: {reason}"
+    with serve(TOOLS, {"/asset.glb": Path(path).resolve()}) as base:
+        dom = dump_dom(f"{base}/{LOADER_PAGE.name}?glb=/asset.glb", timeout=timeout)
+    found = _RESULT.search(dom)
+    if found is None:
+        return f"error: no result in the page: {dom[-300:]}"
+    text = html.unescape(found.group(1)).strip()
+    return "error: the page was still loading when chromium's time budget ran out" if text == "loading" else text
+
+
+def parse_result(text: str) -> dict[str, str]:
+    """'ok faces=2048 textures=3 ...' as {'status': 'ok', 'faces': '2048', 'textures': '3', ...}."""
+    status, _, rest = text.partition(" ")
+    fields = dict(item.split("=", 1) for item in rest.split() if "=" in item) if status == "ok" else {}
+    return {"status": status, **fields} if status == "ok" else {"status": "error", "message": text}

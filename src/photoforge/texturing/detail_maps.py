@@ -1,0 +1,264 @@
+"""Detail maps of a low-poly level baked from the high-res surface: tangent-space normals and ambient occlusion.
+
+Correspondence: from each texel's low-poly point p along its interpolated vertex normal n, two rays
+look for the high-res surface within `search` (one from p + search n inwards, one from p - search n
+outwards); the hit nearer to p wins. Both maps read the high-res surface there: its interpolated
+vertex normals, expressed in the texel's tangent frame (`tangents.tangent_frames`, as a glTF viewer
+decodes it), and its ambient occlusion, computed once per high-res vertex (cosine-weighted rays from
+the vertex) and interpolated, so the ray count is vertices x rays, not texels x rays. Texels whose
+rays find nothing get a flat normal (0, 0, 1) and the occlusion of their closest high-res point.
+
+Both maps are encoded glTF's way (normalTexture: (x + 1) / 2 per channel; occlusionTexture: 255 =
+unoccluded) with empty texels neutral and charts dilated into their padding, so mipmaps never average
+a chart with what lies between charts: each padding texel copies its nearest chart texel (rather than
+`fill.fill_and_dilate`'s inpainting, which blends the padding towards whatever lies beyond it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from photoforge.render.detail_views import closest_points
+from photoforge.render.raycast import MeshScene
+from photoforge.texturing.atlas import Texels
+from photoforge.texturing.tangents import barycentric_weights, interpolate, perpendicular, tangent_frames
+
+FLAT = np.array([0.0, 0.0, 1.0])
+RAY_CHUNK = 1 << 20  # occlusion rays cast at once (24 MiB of float32 rays)
+GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
+
+
+@dataclass(frozen=True)
+class SurfaceHits:
+    """Per texel (texels' order): where the high-res surface lies along the low-poly normal."""
+
+    hit: np.ndarray  # N bool
+    face: np.ndarray  # N int64 high-res faces (0 where missed)
+    barycentric: np.ndarray  # N x 3 weights of the high-res face's vertices 0, 1, 2
+    offset: np.ndarray  # N signed distance along n from the texel's point to the hit (nan where missed)
+    frame: tuple[np.ndarray, np.ndarray, np.ndarray]  # the texels' (t, b, n), each N x 3
+
+    @property
+    def hit_fraction(self) -> float:
+        return float(self.hit.mean()) if len(self.hit) else 0.0
+
+
+@dataclass(frozen=True)
+class DetailMaps:
+    normal: np.ndarray  # size x size x 3 uint8 (glTF normalTexture)
+    occlusion: np.ndarray  # size x size uint8 (glTF occlusionTexture's R)
+    tangent_normals: np.ndarray  # N x 3 float32, per texel
+    hit_fraction: float  # share of texels whose rays found the high-res surface
+
+
+def texel_frames(
+    texels: Texels, low_faces: np.ndarray, low_normals: np.ndarray, low_tangents: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each texel's (t, b, n) from the low-poly's vertex NORMAL and TANGENT, interpolated as a viewer does."""
+    normal = interpolate(low_normals, low_faces, texels.face, texels.barycentric)
+    tangent = interpolate(low_tangents, low_faces, texels.face, texels.barycentric)
+    return tangent_frames(normal, tangent)
+
+
+def find_surface(
+    texels: Texels,
+    *,
+    low_faces: np.ndarray,
+    low_normals: np.ndarray,
+    low_tangents: np.ndarray,
+    high: MeshScene,
+    search: float,
+) -> SurfaceHits:
+    """The high-res surface nearest each texel's point along its interpolated normal, within `search`."""
+    frame = texel_frames(texels, low_faces, low_normals, low_tangents)
+    n = frame[2]
+    p = texels.position
+    inward = high.intersect(np.concatenate([p + search * n, -n], axis=1))
+    outward = high.intersect(np.concatenate([p - search * n, n], axis=1))
+    t_in = np.where(inward.hit & (inward.distance <= 2 * search), inward.distance, np.inf)
+    t_out = np.where(outward.hit & (outward.distance <= 2 * search), outward.distance, np.inf)
+    # signed offsets along n: +search - t from the outer ray, t - search from the inner one
+    offset_in, offset_out = search - t_in, t_out - search
+    use_out = np.abs(offset_out) < np.abs(offset_in)
+    hit = np.isfinite(t_in) | np.isfinite(t_out)
+    face = np.where(use_out, outward.face, inward.face).astype(np.int64)
+    uv = np.where(use_out[:, None], outward.barycentric, inward.barycentric)
+    face[~hit] = 0
+    weights = barycentric_weights(uv)
+    weights[~hit] = [1.0, 0.0, 0.0]
+    offset = np.where(hit, np.where(use_out, offset_out, offset_in), np.nan)
+    return SurfaceHits(hit, face, weights, offset, frame)
+
+
+def tangent_space_normals(hits: SurfaceHits, high: MeshScene, high_normals: np.ndarray) -> np.ndarray:
+    """N x 3 float32 unit high-res normals at the hits in the texels' tangent frames; (0, 0, 1) where missed."""
+    normal = interpolate(high_normals, high.faces, hits.face, hits.barycentric)
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
+    t, b, n = hits.frame
+    local = np.stack([np.sum(normal * t, axis=1), np.sum(normal * b, axis=1), np.sum(normal * n, axis=1)], axis=1)
+    local /= np.maximum(np.linalg.norm(local, axis=1, keepdims=True), 1e-20)
+    local[~hits.hit] = FLAT
+    return local.astype(np.float32)
+
+
+def bake_normal_map(
+    texels: Texels,
+    *,
+    low_vertices: np.ndarray,
+    low_faces: np.ndarray,
+    low_normals: np.ndarray,
+    low_tangents: np.ndarray,
+    high: MeshScene,
+    high_normals: np.ndarray,
+    search: float,
+) -> np.ndarray:
+    """N x 3 float32 tangent-space unit normals, one per texel (texels' order): the high-res surface's
+    interpolated vertex normals where the low-poly's normal meets it within `search`, else (0, 0, 1)."""
+    if len(low_normals) != len(low_vertices) or len(low_tangents) != len(low_vertices):
+        raise ValueError("low-poly normals and tangents must have one row per vertex")
+    hits = find_surface(
+        texels, low_faces=low_faces, low_normals=low_normals, low_tangents=low_tangents, high=high, search=search
+    )
+    return tangent_space_normals(hits, high, high_normals)
+
+
+def encode_normal_map(values: np.ndarray, texels: Texels, size: int, padding: int) -> np.ndarray:
+    """size x size x 3 uint8: (x, y, z) in [-1, 1] to (v + 1) / 2 * 255, empty texels (0, 0, 1), charts
+    dilated `padding` texels into their surroundings."""
+    encoded = np.clip(np.rint((np.asarray(values, np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    flat = np.rint((FLAT + 1.0) * 127.5).astype(np.uint8)
+    texture = np.tile(flat, (size * size, 1))
+    texture[texels.index] = encoded
+    return _dilate(texture.reshape(size, size, 3), texels, size, padding)
+
+
+def vertex_occlusion(
+    high: MeshScene, high_normals: np.ndarray, *, rays: int, distance: float, seed: int, offset: float | None = None
+) -> np.ndarray:
+    """V float32 in [0, 1] (1: unoccluded) per high-res vertex: the share of `rays` cosine-weighted
+    hemisphere rays (a golden-angle spiral over the disk, turned and jittered per vertex) from the vertex,
+    lifted `offset` along its normal (default: a tenth of the mean edge), that hit nothing within `distance`."""
+    vertices = high.vertices.astype(np.float64)
+    normals = np.asarray(high_normals, np.float64)
+    normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-20)
+    if offset is None:
+        corners = vertices[high.faces.astype(np.int64)]
+        offset = 0.1 * float(np.mean(np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1))) if len(corners) else 0.0
+    count = len(vertices)
+    open_share = np.ones(count, np.float32)
+    if count == 0 or rays <= 0:
+        return open_share
+    rng = np.random.default_rng(seed)
+    k = np.arange(rays)
+    per_chunk = max(1, RAY_CHUNK // rays)
+    for start in range(0, count, per_chunk):
+        stop = min(count, start + per_chunk)
+        n = normals[start:stop]
+        t = perpendicular(n)
+        b = np.cross(n, t)
+        turn = rng.uniform(0, 2 * np.pi, (stop - start, 1))
+        radius = np.sqrt((k + rng.uniform(0, 1, (stop - start, rays))) / rays)  # one sample per equal-area ring
+        angle = k * GOLDEN_ANGLE + turn
+        x, y = radius * np.cos(angle), radius * np.sin(angle)
+        z = np.sqrt(np.maximum(0.0, 1.0 - radius**2))
+        direction = x[..., None] * t[:, None] + y[..., None] * b[:, None] + z[..., None] * n[:, None]
+        origin = np.broadcast_to((vertices[start:stop] + offset * n)[:, None], direction.shape)
+        cast = np.concatenate([origin, direction], axis=2).reshape(-1, 6).astype(np.float32)
+        blocked = (high.intersect(cast).distance < distance).reshape(stop - start, rays)
+        open_share[start:stop] = 1.0 - blocked.mean(axis=1)
+    return open_share
+
+
+def occlusion_at(texels: Texels, hits: SurfaceHits | None, high: MeshScene, occlusion: np.ndarray) -> np.ndarray:
+    """N float per texel: per-vertex `occlusion` interpolated at the texel's high-res point (its ray hit,
+    else its closest high-res point)."""
+    values = np.empty(len(texels.index))
+    missed = np.ones(len(texels.index), bool) if hits is None else ~hits.hit
+    if hits is not None:
+        found = hits.hit
+        values[found] = interpolate(occlusion[:, None], high.faces, hits.face[found], hits.barycentric[found])[:, 0]
+    if missed.any():
+        nearest = closest_points(high, texels.position[missed])
+        values[missed] = interpolate(occlusion[:, None], high.faces, nearest.face, nearest.barycentric)[:, 0]
+    return values
+
+
+def encode_occlusion(values: np.ndarray, texels: Texels, size: int, padding: int) -> np.ndarray:
+    """size x size uint8, 255 = unoccluded (empty texels too), charts dilated `padding` texels."""
+    texture = np.full(size * size, 255, np.uint8)
+    texture[texels.index] = np.clip(np.rint(np.asarray(values) * 255.0), 0, 255).astype(np.uint8)
+    return _dilate(texture.reshape(size, size), texels, size, padding)
+
+
+def bake_occlusion(
+    texels: Texels,
+    *,
+    high: MeshScene,
+    high_vertices: np.ndarray,
+    high_faces: np.ndarray,
+    high_normals: np.ndarray,
+    rays: int,
+    distance: float,
+    seed: int,
+    padding: int = 4,
+) -> np.ndarray:
+    """size x size uint8 ambient occlusion (255: unoccluded): per high-res vertex, interpolated at each
+    texel's closest high-res point. `high` is the scene of high_vertices / high_faces."""
+    if len(high_vertices) != len(high.vertices) or len(high_faces) != len(high.faces):
+        raise ValueError("`high` must be the scene of high_vertices and high_faces")
+    occlusion = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+    return encode_occlusion(occlusion_at(texels, None, high, occlusion), texels, texels.size, padding)
+
+
+def bake_detail_maps(
+    texels: Texels,
+    *,
+    low_faces: np.ndarray,
+    low_normals: np.ndarray,
+    low_tangents: np.ndarray,
+    high: MeshScene,
+    high_normals: np.ndarray,
+    search: float,
+    rays: int = 32,
+    distance: float,
+    seed: int = 0,
+    padding: int = 4,
+) -> DetailMaps:
+    """Both maps from one correspondence pass (`find_surface`): the encoded normal map and occlusion."""
+    hits = find_surface(
+        texels, low_faces=low_faces, low_normals=low_normals, low_tangents=low_tangents, high=high, search=search
+    )
+    normals = tangent_space_normals(hits, high, high_normals)
+    occlusion = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+    return DetailMaps(
+        encode_normal_map(normals, texels, texels.size, padding),
+        encode_occlusion(occlusion_at(texels, hits, high, occlusion), texels, texels.size, padding),
+        normals,
+        hits.hit_fraction,
+    )
+
+
+def _dilate(texture: np.ndarray, texels: Texels, size: int, padding: int) -> np.ndarray:
+    """Texels within `padding` (+2, as `fill.fill_and_dilate` reaches) of a chart take its nearest chart texel's
+    value: padding never blends a chart with what lies between charts (inpainting would pull it towards that)."""
+    inside = np.zeros(size * size, bool)
+    inside[texels.index] = True
+    charts = inside.reshape(size, size)
+    if not charts.any():
+        return texture
+    band = cv2.dilate(charts.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=padding + 2) > 0
+    todo = band & ~charts
+    if not todo.any():
+        return texture
+    _, labels = cv2.distanceTransformWithLabels(
+        (~charts).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    source = np.zeros(int(labels.max()) + 1, np.int64)
+    source[labels[charts]] = np.flatnonzero(charts)
+    out = texture.copy()
+    flat = out.reshape(size * size, -1)
+    flat[todo.ravel()] = flat[source[labels[todo]]]
+    return out
