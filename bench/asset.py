@@ -1,81 +1,131 @@
-"""Benchmark the asset stages (mesh, uv, bake, export) on real captures.
+"""Benchmark the detail levels: uv + bake + export per level against the 150k-face path, same run.
 
-    .venv/bin/python bench/asset.py [--captures fountain-P11 monstree] [--preset standard]
+    .venv/bin/python bench/asset.py [--captures monstree] [--objects duck vase bust]
+                                    [--levels reduced preview medium] [--workspace DIR]
 
-For each capture in ../shared/data: the whole reconstruction runs through the flow (upstream
-stages are cached after the first run), then per stage: seconds, and for the asset: left-out
-and used-view PSNR/SSIM, texture coverage, glTF-Validator result, face count; plus the peak
-RSS of the run's process. The asset stages' time is also printed as a ratio to the dense
-stages' time (depth+fusion) measured in the same run.
+Per capture the stages up to the mesh run once through the library (cached in the workspace:
+pass --workspace to keep them between runs); then per detail level uv, bake and export run, and
+print faces, texture size, asset.glb and asset.web.glb sizes, uv/bake/export seconds, left-out
+PSNR, the normal errors (own normals / normal-mapped) and the distance to the high-res surface,
+each level's time and PSNR as a ratio / difference against the baseline: today's 150k-face path
+(the mesh stage's surface as it is, `export.detail=raw` at today's 2048 px albedo, no occlusion
+map, no web GLB), measured in the same run. Real captures come from ../shared/data; --objects are
+synthetic objects (photoforge.synthetic) rendered here, which nothing in the levels was tuned on.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-ASSET_STAGES = ("mesh", "uv", "bake", "export")
-
-_CHILD = """
-import json, os, resource, sys
-from flows.reconstruct import reconstruct
-summary = reconstruct(sys.argv[1], sys.argv[2], {}, sys.argv[3])
-summary["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-print("SUMMARY " + json.dumps(summary))
-"""
+BASELINE = {"export.detail": "raw", "uv.texture_size": 2048, "bake.occlusion": False, "export.web": False}
+OBJECT_CAPTURES = {"monstree"}  # real captures that are objects (asset.kind=object; auto calls it a scene)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--captures", nargs="+", default=["fountain-P11", "monstree"])
-    parser.add_argument("--preset", default="standard")
+    parser.add_argument("--captures", nargs="*", default=["monstree"])
+    parser.add_argument("--objects", nargs="*", default=[], help="synthetic shapes, e.g. duck vase bust")
+    parser.add_argument("--levels", nargs="+", default=["reduced", "preview"])
+    parser.add_argument("--workspace", type=Path, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pf-asset-") as tmp:
-        env = {**os.environ, "PREFECT_HOME": str(Path(tmp) / "prefect")}
-        env.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    with tempfile.TemporaryDirectory(prefix="pf-levels-") as tmp:
+        workspace = args.workspace or Path(tmp)
         for name in args.captures:
             capture = SHARED / name
             if not capture.is_dir():
                 print(f"{name}: skipped ({capture} not found)")
                 continue
-            run = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(capture), args.preset, str(Path(tmp) / "ws")],
-                capture_output=True, text=True, env=env, check=False,
-            )  # fmt: skip
-            line = next((x for x in run.stdout.splitlines() if x.startswith("SUMMARY ")), None)
-            if run.returncode != 0 or line is None:
-                print(f"{name}: failed\n{run.stderr[-2000:]}")
-                continue
-            _report(name, json.loads(line.removeprefix("SUMMARY ")))
+            kind = {"asset.kind": "object"} if name in OBJECT_CAPTURES else {}
+            _bench(name, capture, workspace / name, kind, args.levels)
+        for shape in args.objects:
+            capture = _synthetic_object(shape, workspace / "captures" / shape)
+            _bench(f"synthetic {shape}", capture, workspace / shape, {}, args.levels)
     return 0
 
 
-def _report(name: str, summary: dict) -> None:
-    rows = {row["stage"]: row for row in summary["stages"]}
-    print(f"{name} ({summary['preset']}): peak RSS {summary['peak_rss_gb']:.2f} GB")
-    for stage, row in rows.items():
-        print(f"    {stage:<7} {row['status']:<7} {row['compute_seconds']:7.1f} s  {row['metric']}")
-    asset_s = sum(rows[s]["compute_seconds"] for s in ASSET_STAGES)
-    dense_s = rows["depth"]["compute_seconds"] + rows["fusion"]["compute_seconds"]
-    bake, export, mesh = rows["bake"]["metrics"], rows["export"]["metrics"], rows["mesh"]["metrics"]
-    validator = export["gltf_validator"]
-    checked = f"{validator['errors']} errors, {validator['warnings']} warnings" if validator.get("available") else "n/a"
-    print(
-        f"    mesh+uv+bake+export {asset_s:.1f} s (ratio to depth+fusion {asset_s / dense_s:.2f}); "
-        f"{mesh['faces']} faces, manifold {mesh['manifold']}, watertight {mesh['watertight']}"
+def _synthetic_object(shape: str, root: Path) -> Path:
+    from photoforge.synthetic import make_object_capture
+
+    layout = "wall" if shape == "bust" else "table"
+    if not (root / "capture").is_dir():
+        make_object_capture(root, shape=shape, layout=layout)
+    return root / "capture"
+
+
+def _bench(name: str, capture: Path, workspace: Path, overrides: dict[str, Any], levels: list[str]) -> None:
+    from photoforge.synthetic.object_runs import run_to_mesh
+
+    start = time.perf_counter()
+    upstream = run_to_mesh(capture, workspace, overrides)
+    mesh = upstream["mesh"].metrics
+    print(f"{name}: high-res {mesh['faces']} faces ({time.perf_counter() - start:.0f} s to the mesh)")
+    base = _level(upstream, capture, workspace, overrides | BASELINE)
+    _print("150k path", base, base)
+    for level in levels:
+        _print(level, _level(upstream, capture, workspace, overrides | {"export.detail": level}), base)
+
+
+def _level(upstream: dict, capture: Path, workspace: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """uv, bake and export of one level (each timed; a fresh store, so nothing is reused)."""
+    from photoforge.presets import load_preset
+    from photoforge.stages import bake, export, uv
+    from photoforge.store import ArtefactStore
+
+    cfg = load_preset("standard", overrides)
+    store = ArtefactStore(workspace / "levels", f"run-{time.time_ns()}")
+    seconds = {}
+    start = time.perf_counter()
+    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=upstream["mesh"], level=cfg.detail_levels()[0]), cfg.uv)
+    seconds["uv"] = time.perf_counter() - start
+    inputs = bake.BakeInputs(
+        capture=capture, ingest=upstream["ingest"], poses=upstream["poses"], depth=upstream["depth"],
+        mesh=upstream["mesh"], uv=atlas,
+    )  # fmt: skip
+    start = time.perf_counter()
+    texture = bake.STAGE.execute(store, inputs, cfg.bake)
+    seconds["bake"] = time.perf_counter() - start
+    start = time.perf_counter()
+    exported = export.ExportInputs(mesh=upstream["mesh"], uv=atlas, bake=texture)
+    delivered = export.STAGE.execute(store, exported, cfg.export)
+    seconds["export"] = time.perf_counter() - start
+    return {"seconds": seconds, "export": delivered.metrics, "bake": texture.metrics}
+
+
+def _print(label: str, level: dict[str, Any], base: dict[str, Any]) -> None:
+    total, base_total = sum(level["seconds"].values()), sum(base["seconds"].values())
+    shipped = level["export"]["levels"][0]
+    web = level["export"].get("web") or {}
+    psnr, base_psnr = level["bake"]["psnr_left_out"], base["bake"]["psnr_left_out"]
+    detail = level["bake"].get("detail")
+    errors = (
+        f"normals {detail['normal_error_own_deg']:.2f}° own / {detail['normal_error_mapped_deg']:.2f}° mapped "
+        f"({detail['normal_error_own_deg'] / max(detail['normal_error_mapped_deg'], 1e-9):.1f}x), "
+        f"to high-res max {detail['hausdorff']:.4g} mean {detail['mean_distance']:.4g}"
+        if detail
+        else "no normal map (not decimated)"
     )
+    validator = shipped["gltf_validator"]
+    checked = f"{validator.get('errors')}e/{validator.get('warnings')}w" if validator.get("available") else "n/a"
+    web_size = f"{web['bytes'] / 1e6:.2f} MB ({_web_check(web)})" if web.get("written") else "-"
     print(
-        f"    left-out PSNR {bake['psnr_left_out']} dB, SSIM {bake['ssim_left_out']}; used views PSNR "
-        f"{bake['psnr_used']} dB, SSIM {bake['ssim_used']}; coverage {bake['coverage']:.1%}; glTF-Validator {checked}"
+        f"    {label:<9} {shipped['faces']:>7} faces {shipped['texture_size']:>5}px  "
+        f"glb {shipped['bytes'] / 1e6:6.2f} MB ({checked})  web {web_size}\n"
+        f"              uv {level['seconds']['uv']:5.1f} s  bake {level['seconds']['bake']:5.1f} s  "
+        f"export {level['seconds']['export']:4.1f} s  = {total:5.1f} s, {base_total / total:.2f}x faster than the "
+        f"150k path; left-out PSNR {psnr:.2f} dB ({psnr - base_psnr:+.2f}); {errors}"
     )
-    print(f"    outputs: {summary.get('outputs')}")
+
+
+def _web_check(web: dict[str, Any]) -> str:
+    validator = web.get("gltf_validator") or {}
+    return f"{validator.get('errors')}e/{validator.get('warnings')}w" if validator.get("available") else "n/a"
 
 
 if __name__ == "__main__":

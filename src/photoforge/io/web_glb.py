@@ -155,7 +155,10 @@ def write_web_glb(source: Path, dest: Path, *, max_texture: int = 1024, workdir:
     except (ValueError, OSError, KeyError, IndexError) as exc:
         cause = f"cannot read it as a GLB with images ({exc}): export the asset again"
         raise StageError("export", cause, source) from exc
-    _gltfpack(light, dest, GLTFPACK_FLAGS, "the web GLB")
+    try:
+        _gltfpack(light, dest, GLTFPACK_FLAGS, "the web GLB")
+    finally:
+        light.unlink(missing_ok=True)  # an intermediate: never part of the artefact
     return WebGlb(path=dest, bytes=dest.stat().st_size, tool=tool_name())
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from photoforge.layout import SPLAT_VIDEO, VIDEO
 from photoforge.report.isolation_html import asset_section, scale_section
+from photoforge.report.levels_html import levels_section
 from photoforge.report.markup import fmt, table
 
 SECTIONS = (
@@ -25,6 +26,7 @@ SECTIONS = (
     ("splat", "Gaussian splats"),
     ("mesh", "Mesh"),
     ("texture", "Texture"),
+    ("levels", "Detail levels"),
     ("evaluation", "Left-out views"),
     ("turntable", "Turntable"),
     ("stages", "Stages"),
@@ -122,6 +124,8 @@ def _section(key: str, r: dict[str, Any]) -> str:
         return scale_section(r["scale"])
     if key == "asset":
         return asset_section(r["asset"])
+    if key == "levels":
+        return levels_section(r["levels"])
     if key == "evaluation":
         rows = [
             (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}, "

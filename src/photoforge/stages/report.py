@@ -16,6 +16,9 @@ from photoforge.layout import (
     ALBEDO_PNG,
     BAKE_JSON,
     COVERAGE_PNG,
+    DETAIL_PNG,
+    NORMAL_PNG,
+    OCCLUSION_PNG,
     POSTER,
     REPORT_HTML,
     REPORT_JSON,
@@ -47,6 +50,12 @@ from photoforge.store import read_manifest, write_json
 
 OPTIONAL = ("scale", "asset", "splat")  # reported when the run made them (runs before scale and asset had none)
 NEEDED = tuple(s for s in STAGE_ORDER if s not in (*OPTIONAL, "report"))
+
+
+MAP_CAPTIONS = (
+    (NORMAL_PNG, "normal map (tangent space, from the high-res surface)"),
+    (OCCLUSION_PNG, "ambient occlusion (from the high-res surface)"),
+)
 
 
 class ReportParams(StageParams):
@@ -133,8 +142,12 @@ def _contents(inputs: ReportInputs) -> dict[str, Any]:
         "texture": {
             **_pick(bake, "texture_size", "coverage", "views_used", "views_left_out"),
             **_pick(export, "files", "units"),
-            "gltf_validator_errors": validator.errors,
+            "gltf_validator_errors": _validator_errors(export),
             **({} if validator.available else {"gltf_validator_not_run": validator.reason or "unknown"}),
+        },
+        "levels": {
+            "files": [level.model_dump(mode="json") for level in export.levels],
+            "web": export.web.model_dump(mode="json") if export.web is not None else None,
         },
         "evaluation": read_json(results["bake"].dir / BAKE_JSON)["evaluation"],
         "left_out": _pick(bake, "psnr_left_out", "ssim_left_out", "psnr_used", "ssim_used", "left_out_min_coverage",
@@ -150,6 +163,16 @@ def _contents(inputs: ReportInputs) -> dict[str, Any]:
         ],
         "versions": versions,
     }  # fmt: skip
+
+
+def _validator_errors(export: ExportMetrics) -> int | None:
+    """glTF-Validator errors over every GLB the export wrote (asset.glb, LODs, web); None: asset.glb unchecked."""
+    if not export.gltf_validator.available:
+        return None
+    checked = [level.gltf_validator for level in export.levels]
+    checked += [export.web.gltf_validator] if export.web is not None and export.web.gltf_validator else []
+    counted = [v.errors for v in checked if v.available and v.errors is not None]
+    return sum(counted) if counted else export.gltf_validator.errors
 
 
 def _pick(metrics: StageMetrics, *names: str) -> dict[str, Any]:
@@ -178,7 +201,17 @@ def _images(
         "texture": [
             (image_data_uri(bake / ALBEDO_PNG, 480), "albedo texture"),
             (image_data_uri(bake / COVERAGE_PNG, 480), "coverage (white: seen, grey: filled)"),
+            *[(image_data_uri(bake / name, 480), caption) for name, caption in MAP_CAPTIONS if (bake / name).is_file()],
         ],
+        "levels": [
+            (
+                image_data_uri(bake / DETAIL_PNG, 1440),
+                "asset.glb's level, one light, one view: the high-res surface | "
+                "the low-poly with its own normals | the low-poly with the normal map",
+            )
+        ]
+        if (bake / DETAIL_PNG).is_file()
+        else [],
         "evaluation": [
             (
                 image_data_uri(bake / e["side_by_side"]),
