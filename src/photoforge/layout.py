@@ -98,7 +98,15 @@ REPORT_JSON = "report.json"
 OUTPUTS_DIR = "outputs"
 RUN_JSON = "run.json"
 DELIVERABLES: dict[str, tuple[str, ...]] = {
-    "export": (ASSET_GLB, ASSET_OBJ, ASSET_MTL, ALBEDO_PNG, ASSET_USDZ),
+    "export": (
+        ASSET_GLB,
+        ASSET_WEB_GLB,
+        *(lod_glb(i) for i in range(1, 10)),
+        ASSET_OBJ,
+        ASSET_MTL,
+        ALBEDO_PNG,
+        ASSET_USDZ,
+    ),
     "splat": (SPLATS_PLY,),
     "turntable": (VIDEO, POSTER, SHEET, SPLAT_VIDEO),
     "report": (REPORT_HTML, REPORT_JSON),

@@ -46,6 +46,7 @@ class ExportParams(StageParams):
     faces: int = Field(0, ge=0, description="a custom face budget for asset.glb (0: the detail level's)")
     lods: list[LevelName | Annotated[int, Field(ge=100)]] = Field(
         default_factory=list,
+        max_length=9,
         description="lighter levels beside asset.glb: names or face budgets, e.g. [reduced, preview] or [20000, 5000]",
     )
     glb: bool = Field(True, description="glTF 2.0 binary with a PBR material")
