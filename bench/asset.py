@@ -95,7 +95,26 @@ def _level(upstream: dict, capture: Path, workspace: Path, overrides: dict[str, 
     exported = export.ExportInputs(mesh=upstream["mesh"], uv=atlas, bake=texture)
     delivered = export.STAGE.execute(store, exported, cfg.export)
     seconds["export"] = time.perf_counter() - start
-    return {"seconds": seconds, "export": delivered.metrics, "bake": texture.metrics}
+    return {"seconds": seconds, "export": delivered.metrics, "bake": texture.metrics, "opens": _opens(delivered.dir)}
+
+
+def _opens(export_dir: Path) -> str:
+    """What three.js (headless chromium, meshopt decoder) and trimesh (a decoded copy) make of asset.web.glb."""
+    import trimesh
+
+    from photoforge.io.web_glb import decode_web_glb
+    from photoforge.layout import ASSET_WEB_GLB
+    from photoforge.qa.browser_load import load_gltf, parse_result
+
+    web = export_dir / ASSET_WEB_GLB
+    if not web.is_file():
+        return "no web GLB"
+    three = parse_result(load_gltf(web))
+    three_said = f"three.js {three['faces']} faces" if three["status"] == "ok" else f"three.js {three['message']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        decoded = decode_web_glb(web, Path(tmp) / "decoded.glb")
+        faces = sum(len(g.faces) for g in trimesh.load(decoded).geometry.values())
+    return f"{three_said}, trimesh (decoded) {faces} faces"
 
 
 def _print(label: str, level: dict[str, Any], base: dict[str, Any]) -> None:
@@ -116,7 +135,7 @@ def _print(label: str, level: dict[str, Any], base: dict[str, Any]) -> None:
     web_size = f"{web['bytes'] / 1e6:.2f} MB ({_web_check(web)})" if web.get("written") else "-"
     print(
         f"    {label:<9} {shipped['faces']:>7} faces {shipped['texture_size']:>5}px  "
-        f"glb {shipped['bytes'] / 1e6:6.2f} MB ({checked})  web {web_size}\n"
+        f"glb {shipped['bytes'] / 1e6:6.2f} MB ({checked})  web {web_size}: {level['opens']}\n"
         f"              uv {level['seconds']['uv']:5.1f} s  bake {level['seconds']['bake']:5.1f} s  "
         f"export {level['seconds']['export']:4.1f} s  = {total:5.1f} s, {base_total / total:.2f}x faster than the "
         f"150k path; left-out PSNR {psnr:.2f} dB ({psnr - base_psnr:+.2f}); {errors}"

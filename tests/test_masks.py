@@ -35,6 +35,7 @@ from photoforge.texturing.atlas import rasterise
 from photoforge.texturing.bake import BakeSettings, bake_texture, photo_sources
 from photoforge.texturing.object_masks import BAND, INSIDE, OUTSIDE, object_levels
 from photoforge.texturing.sources import PhotoSource
+from photoforge.texturing.tangents import vertex_normals, vertex_tangents
 
 try:  # the synthetic captures are moving from tests/ into the library
     from photoforge.synthetic import ring_cameras  # type: ignore[attr-defined]
@@ -305,7 +306,9 @@ def red_backdrop() -> dict:
         silhouettes.append(ball.cast(camera).mask)
     vertices, faces = _sphere(1.04, 30)
     mapping, indices, uvs = xatlas.parametrize(vertices.astype(np.float32), faces.astype(np.uint32))
-    mesh = UVMesh(vertices[mapping], indices.astype(np.int64), uvs, 256)
+    split, split_faces = vertices[mapping], indices.astype(np.int64)
+    normals = vertex_normals(split, split_faces)
+    mesh = UVMesh(split, split_faces, uvs, 256, normals, vertex_tangents(split, split_faces, uvs, normals))
     return {"cameras": cameras, "photos": photos, "silhouettes": silhouettes, "mesh": mesh}
 
 

@@ -2,6 +2,9 @@
 
 ES modules do not load from file://, so the page (tools/load_gltf.html) and the GLB are served over
 http://127.0.0.1 on a free port by Python's http.server in a thread, for as long as chromium runs.
+Chromium's virtual time does not wait for image decoding, so a budget runs out while a large GLB's
+textures decode; it does wait for network requests: the page asks /hold at once (answered when the
+page asks /release, after it wrote its result), which keeps the budget from running out under it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from photoforge.qa.gltf_validation import TOOLS
 
 LOADER_PAGE = TOOLS / "load_gltf.html"
 THREE = TOOLS / "node_modules" / "three" / "build" / "three.module.js"
+HOLD_S = 120  # the longest a page's /hold waits for its /release
 _RESULT = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
 
 
@@ -52,9 +56,26 @@ class _Handler(SimpleHTTPRequestHandler):
         ".wasm": "application/wasm",
     }
 
-    def __init__(self, *args, extra: dict[str, Path], **kwargs) -> None:
+    def __init__(self, *args, extra: dict[str, Path], released: threading.Event, **kwargs) -> None:
         self.extra = extra
+        self.released = released
         super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        route = self.path.split("?", 1)[0]
+        if route not in ("/hold", "/release"):
+            return super().do_GET()
+        if route == "/hold":
+            self.released.wait(HOLD_S)
+        else:
+            self.released.set()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(b"ok")
+        return None
 
     def translate_path(self, path: str) -> str:
         route = path.split("?", 1)[0].split("#", 1)[0]
@@ -68,13 +89,16 @@ class _Handler(SimpleHTTPRequestHandler):
 def serve(directory: Path, extra: dict[str, Path] | None = None) -> Iterator[str]:
     """Serve `directory` (and each of `extra`'s files at its address, e.g. {'/asset.glb': path}) over
     http://127.0.0.1 on a free port; yields the base address, without a trailing slash."""
-    handler = partial(_Handler, directory=str(directory), extra=dict(extra or {}))
+    released = threading.Event()
+    handler = partial(_Handler, directory=str(directory), extra=dict(extra or {}), released=released)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        released.set()  # a page that never released: let its /hold answer
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
