@@ -73,13 +73,13 @@ def _bench(name: str, capture: Path, workspace: Path, overrides: dict[str, Any],
 
 
 def _level(upstream: dict, capture: Path, workspace: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """uv, bake and export of one level (each timed; a fresh store, so nothing is reused)."""
+    """uv, bake and export of one level, each timed, in a store of its own (nothing reused)."""
     from photoforge.presets import load_preset
     from photoforge.stages import bake, export, uv
     from photoforge.store import ArtefactStore
 
     cfg = load_preset("standard", overrides)
-    store = ArtefactStore(workspace / "levels", f"run-{time.time_ns()}")
+    store = ArtefactStore(workspace / f"levels-{time.time_ns()}", "capture")  # its own root: nothing reused
     seconds = {}
     start = time.perf_counter()
     atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=upstream["mesh"], level=cfg.detail_levels()[0]), cfg.uv)

@@ -7,19 +7,23 @@ raw level (the surface as it is) and a LOD are baked beside it from the same ups
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import trimesh
 
+from photoforge.errors import ConfigError
 from photoforge.geometry.detail_levels import LEVELS, DetailLevel, detail_levels
 from photoforge.io import web_glb
-from photoforge.layout import ASSET_GLB, ASSET_WEB_GLB, NORMAL_PNG, OCCLUSION_PNG, lod_glb
+from photoforge.io.outputs import publish
+from photoforge.layout import ASSET_GLB, ASSET_WEB_GLB, NORMAL_PNG, OCCLUSION_PNG, RUN_JSON, lod_glb
 from photoforge.presets import load_preset
 from photoforge.qa import browser_load, gltf_validation
 from photoforge.stage import StageResult
 from photoforge.stages import bake, export, uv
+from photoforge.summary import RunSummary, StageRow
 
 
 def test_levels_follow_apple_budgets_and_overrides() -> None:
@@ -118,3 +122,38 @@ def test_web_glb_is_small_valid_and_opens_in_trimesh_and_three(asset_run: dict, 
     result = browser_load.parse_result(browser_load.load_gltf(path))
     assert result.get("status") == "ok" and int(result["faces"]) == main["faces"], result
     assert result["tangents"] == "yes" and int(result["textures"]) == 3, result
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"export.detail": "preview", "export.lods": ["reduced"]}, "not lighter than asset.glb's level"),
+        ({"export.faces": 20_000, "export.lods": [30_000, 5000]}, "['30000']"),
+        ({"export.lods": ["raw"]}, "['raw']"),
+        ({"export.glb": False, "export.lods": ["preview"]}, "need export.glb=true"),
+    ],
+)
+def test_lods_that_cannot_be_delivered_are_refused(overrides: dict, said: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_preset("standard", overrides)
+
+
+def test_export_key_says_whether_the_web_tool_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run without gltfpack must not leave an artefact that a run with it would reuse."""
+    params = export.ExportParams()
+    monkeypatch.setattr(web_glb, "unavailable_reason", lambda: None)
+    assert export.resolve(params).web is True
+    monkeypatch.setattr(web_glb, "unavailable_reason", lambda: "node not found on PATH")
+    assert export.resolve(params).web is False
+    assert export.resolve(params.model_copy(update={"glb": False})).web is False
+
+
+def test_run_json_names_asset_glbs_level_for_uv_and_bake(tmp_path: Path) -> None:
+    rows = [
+        StageRow(stage=stage, status="ran", seconds=1.0, key=f"{stage}-{level}", path=str(tmp_path / stage / level))
+        for stage in ("uv", "bake")
+        for level in ("main", "lod1")
+    ]
+    summary = RunSummary(capture="c", preset="standard", workspace=str(tmp_path), stages=rows)
+    record = json.loads((publish(tmp_path / "outputs", summary) / RUN_JSON).read_text())
+    assert record["keys"] == {"uv": "uv-main", "bake": "bake-main"}

@@ -17,25 +17,23 @@ from photoforge.io import web_glb
 from photoforge.io.glb_writer import pack_glb, write_glb
 from photoforge.io.web_glb import decode_web_glb, read_glb, write_web_glb
 from photoforge.qa import browser_load, gltf_validation
+from photoforge.texturing.tangents import vertex_tangents
 
 MEDIUM = (24, 44)  # rings x segments: 2,112 faces
 LARGE = (80, 125)  # 20,000 faces
 
 
 def sphere(rings: int, segments: int) -> dict[str, np.ndarray]:
-    """A sphere of radius 0.5 with a seam column: uvs from the angles (glTF's v down), normals, tangents
-    along increasing u, and w from the bitangent's direction along increasing v."""
+    """A sphere of radius 0.5 with a seam column: uvs from the angles (glTF's v down), normals, and the
+    tangent frames the uv stage writes (texturing.tangents, MikkTSpace's convention)."""
     theta, phi = np.meshgrid(np.linspace(0, np.pi, rings + 1), np.linspace(0, 2 * np.pi, segments + 1), indexing="ij")
     normals = np.stack([np.sin(theta) * np.cos(phi), np.cos(theta), np.sin(theta) * np.sin(phi)], -1).reshape(-1, 3)
     uvs = np.stack([phi / (2 * np.pi), theta / np.pi], -1).reshape(-1, 2)
-    along_u = np.stack([-np.sin(phi), np.zeros_like(phi), np.cos(phi)], -1).reshape(-1, 3)
-    along_v = np.stack([np.cos(theta) * np.cos(phi), -np.sin(theta), np.cos(theta) * np.sin(phi)], -1).reshape(-1, 3)
-    w = np.where(np.einsum("ij,ij->i", np.cross(normals, along_u), along_v) < 0, -1.0, 1.0)
     corner = (np.arange(rings)[:, None] * (segments + 1) + np.arange(segments)[None]).ravel()
     below, right = corner + segments + 1, corner + 1
     faces = np.concatenate([np.stack([corner, below, right], 1), np.stack([right, below, below + 1], 1)])
-    return {"vertices": 0.5 * normals, "faces": faces, "uvs": uvs, "normals": normals,
-            "tangents": np.column_stack([along_u, w])}  # fmt: skip
+    tangents = vertex_tangents(0.5 * normals, faces, uvs, normals)
+    return {"vertices": 0.5 * normals, "faces": faces, "uvs": uvs, "normals": normals, "tangents": tangents}
 
 
 def textures(folder: Path, size: int) -> dict[str, Path]:

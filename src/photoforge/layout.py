@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from photoforge.geometry.detail_levels import MAX_LODS
+
 # The DAG's order (the flow runs them so; presets, summaries and the report list them so).
 STAGE_ORDER: tuple[str, ...] = (
     "ingest",
@@ -101,7 +103,7 @@ DELIVERABLES: dict[str, tuple[str, ...]] = {
     "export": (
         ASSET_GLB,
         ASSET_WEB_GLB,
-        *(lod_glb(i) for i in range(1, 10)),
+        *(lod_glb(i) for i in range(1, MAX_LODS + 1)),
         ASSET_OBJ,
         ASSET_MTL,
         ALBEDO_PNG,

@@ -223,7 +223,8 @@ class WebGlbExport(BaseModel):
     reason: str | None = None
     bytes: int | None = None
     tool: str | None = None
-    gltf_validator: GltfValidation | None = None
+    gltf_validator: GltfValidation | None = None  # the file as shipped (meshopt data unread by the validator)
+    decoded_validator: GltfValidation | None = None  # its geometry decoded (gltfpack -noq), fully checked
 
 
 class ExportMetrics(StageMetrics):

@@ -23,6 +23,9 @@ LEVELS: dict[str, tuple[int | None, int]] = {
 }
 
 
+MAX_LODS = 9  # asset_lod1.glb .. asset_lod9.glb
+
+
 class DetailLevel(BaseModel):
     """What the uv stage builds for one deliverable (a plain input value: its JSON enters the key)."""
 
@@ -48,6 +51,17 @@ def detail_levels(
         name="custom" if faces > 0 else detail, faces=faces if faces > 0 else budget, texture_size=main_size
     )
     return [main] + [_lod(lod, main_size) for lod in lods]
+
+
+def heavier_lods(*, detail: LevelName, faces: int, lods: list[LevelName | int]) -> list[str]:
+    """The LODs not lighter than asset.glb's level (a LOD is a lighter version: these are mistakes)."""
+    main = faces if faces > 0 else LEVELS[detail][0]
+    heavier = []
+    for lod in lods:
+        budget = lod if isinstance(lod, int) else LEVELS[lod][0]
+        if budget is None or (main is not None and budget >= main):
+            heavier.append(str(lod))
+    return heavier
 
 
 def _lod(lod: LevelName | int, main_size: int) -> DetailLevel:

@@ -27,8 +27,9 @@ def publish(outputs: Path, summary: RunSummary) -> Path:
         "preset": summary.preset,
         "overrides": summary.overrides,
         "config_hash": summary.config_hash,
-        "keys": {row.stage: row.key for row in summary.stages if row.key},
-        "paths": {row.stage: row.path for row in summary.stages if row.path},
+        # uv and bake have a row per detail level: the first, asset.glb's, names the stage
+        "keys": {row.stage: row.key for row in reversed(summary.stages) if row.key},
+        "paths": {row.stage: row.path for row in reversed(summary.stages) if row.path},
         "stages": [
             row.model_dump(mode="json", include={"stage", "status", "seconds", "compute_seconds", "ran_on"})
             for row in summary.stages

@@ -65,6 +65,7 @@ def _gltfpack(source: Path, dest: Path, flags: tuple[str, ...], what: str) -> No
         run = subprocess.run(["node", str(GLTFPACK), "-i", str(source), "-o", str(partial), *flags],
                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
+        partial.unlink(missing_ok=True)
         raise StageError("export", f"gltfpack did not write {what} in 600 s: try a smaller mesh", source) from None
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
@@ -151,8 +152,12 @@ def write_web_glb(source: Path, dest: Path, *, max_texture: int = 1024, workdir:
     workdir.mkdir(parents=True, exist_ok=True)
     light = workdir / f"{dest.stem}.textures.glb"
     try:
-        light.write_bytes(with_web_textures(source.read_bytes(), max_texture))
-    except (ValueError, OSError, KeyError, IndexError) as exc:
+        data = source.read_bytes()
+        light.write_bytes(with_web_textures(data, max_texture))
+    except OSError as exc:
+        cause = f"cannot write {light.name} ({exc}): check free space and permissions"
+        raise StageError("export", cause, light) from exc
+    except (ValueError, KeyError, IndexError) as exc:
         cause = f"cannot read it as a GLB with images ({exc}): export the asset again"
         raise StageError("export", cause, source) from exc
     try:

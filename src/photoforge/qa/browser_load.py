@@ -10,8 +10,10 @@ page asks /release, after it wrote its result), which keeps the budget from runn
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -26,7 +28,7 @@ from photoforge.qa.gltf_validation import TOOLS
 
 LOADER_PAGE = TOOLS / "load_gltf.html"
 THREE = TOOLS / "node_modules" / "three" / "build" / "three.module.js"
-HOLD_S = 120  # the longest a page's /hold waits for its /release
+HOLD_S = 60  # the longest a page's /hold waits for its /release (under load_gltf's timeout)
 _RESULT = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
 
 
@@ -110,14 +112,21 @@ def dump_dom(url: str, *, timeout: float = 90, budget_ms: int = 10_000) -> str:
     if browser is None:
         raise RuntimeError("chromium is not installed")
     with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as profile:
-        run = subprocess.run(
-            [
-                browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
-            ],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        command = [
+            browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
+        ]  # fmt: skip
+        # its own process group: on a timeout the renderer and GPU processes go with the browser
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as process:  # fmt: skip
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise RuntimeError(f"chromium did not finish in {timeout:.0f} s") from None
+        run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if run.returncode != 0 or not run.stdout.strip():
         raise RuntimeError(f"chromium failed (exit {run.returncode}): {run.stderr.strip()[-300:]}")
     return run.stdout
@@ -130,7 +139,10 @@ def load_gltf(path: Path, *, timeout: float = 90) -> str:
     if reason is not None:
         return f"error: {reason}"
     with serve(TOOLS, {"/asset.glb": Path(path).resolve()}) as base:
-        dom = dump_dom(f"{base}/{LOADER_PAGE.name}?glb=/asset.glb", timeout=timeout)
+        try:
+            dom = dump_dom(f"{base}/{LOADER_PAGE.name}?glb=/asset.glb", timeout=timeout)
+        except RuntimeError as exc:
+            return f"error: {exc}"
     found = _RESULT.search(dom)
     if found is None:
         return f"error: no result in the page: {dom[-300:]}"

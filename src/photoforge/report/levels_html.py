@@ -21,14 +21,16 @@ def levels_section(levels: dict[str, Any]) -> str:
         if web["written"]:
             rows.append(
                 _cells(["asset.web.glb", f"as asset.glb, {web['tool']}", "", "", "", _mb(web["bytes"]),
-                        _validator(web.get("gltf_validator")), "", "", ""])
+                        f"{_validator(web.get('gltf_validator'))}; decoded: {_validator(web.get('decoded_validator'))}",
+                        "", "", ""])
             )  # fmt: skip
         else:
             rows.append(_cells(["asset.web.glb", f"not written: {web['reason']}", *[""] * 8]))
     note = (
         "<p>normal error: median angle between the shading normals and the high-res surface's at random points "
-        "of the low-poly, with its own interpolated normals / with the normal map. A level at or under its "
-        "face budget keeps the mesh as it is (no normal map: nothing to carry).</p>"
+        "of the low-poly, with its own interpolated normals / with the normal map. A level whose face budget "
+        "is at or above the mesh's faces keeps the mesh as it is (no normal map: nothing to carry). The web "
+        "GLB is validated as shipped and with its meshopt geometry decoded (the validator cannot read it).</p>"
     )
     return f"<table>{head}{''.join(rows)}</table>{note}"
 

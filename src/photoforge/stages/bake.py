@@ -199,11 +199,12 @@ def _detail_maps(
         return ["albedo", "occlusion"], None
     baked = bake_detail_maps(
         texels, low_faces=mesh.faces, low_normals=mesh.normals, low_tangents=mesh.tangents, high=high,
-        high_normals=high_normals, search=params.normal_search * diagonal, **occlusion_settings,
+        high_normals=high_normals, search=params.normal_search * diagonal, occlusion=params.occlusion,
+        **occlusion_settings,
     )  # fmt: skip
     cv2.imwrite(str(out / NORMAL_PNG), cv2.cvtColor(baked.normal, cv2.COLOR_RGB2BGR))
     maps = ["albedo", "normal"]
-    if params.occlusion:
+    if baked.occlusion is not None:
         cv2.imwrite(str(out / OCCLUSION_PNG), baked.occlusion)
         maps.append("occlusion")
     low = {"low_vertices": mesh.vertices, "low_faces": mesh.faces}

@@ -5,7 +5,8 @@
 moved alone; `asset.web.glb` is asset.glb with meshopt-compressed geometry and smaller textures
 (gltfpack). OBJ+MTL+PNG and USDZ carry asset.glb's mesh and albedo. Y up, in the asset frame of
 the mesh stage, in metres when a scale is known (the manifest says which). Every GLB is checked
-with the Khronos glTF-Validator when node is there; when it is not, the metrics say why.
+with the Khronos glTF-Validator when node is there (the web GLB also decoded, since the validator
+cannot read meshopt-compressed data); when it is not, the metrics say why.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from photoforge.errors import StageError
-from photoforge.geometry.detail_levels import LevelName
+from photoforge.geometry.detail_levels import MAX_LODS, LevelName, heavier_lods
 from photoforge.layout import (
     ALBEDO_PNG,
     ASSET_GLB,
@@ -46,7 +47,7 @@ class ExportParams(StageParams):
     faces: int = Field(0, ge=0, description="a custom face budget for asset.glb (0: the detail level's)")
     lods: list[LevelName | Annotated[int, Field(ge=100)]] = Field(
         default_factory=list,
-        max_length=9,
+        max_length=MAX_LODS,
         description="lighter levels beside asset.glb: names or face budgets, e.g. [reduced, preview] or [20000, 5000]",
     )
     glb: bool = Field(True, description="glTF 2.0 binary with a PBR material")
@@ -55,6 +56,16 @@ class ExportParams(StageParams):
     web: bool = Field(True, description="asset.web.glb: meshopt geometry, smaller textures (needs node, gltfpack)")
     web_texture_size: int = Field(1024, ge=64, le=8192, description="largest texture side in asset.web.glb")
     validate_gltf: bool = Field(True, description="run the Khronos glTF-Validator on every GLB (needs node)")
+
+    @model_validator(mode="after")
+    def _lods_are_lighter(self) -> ExportParams:
+        heavier = heavier_lods(detail=self.detail, faces=self.faces, lods=self.lods)
+        if heavier:
+            main = f"export.faces={self.faces}" if self.faces else f"export.detail={self.detail}"
+            raise ValueError(f"export.lods {heavier} are not lighter than asset.glb's level ({main})")
+        if self.lods and not self.glb:
+            raise ValueError("export.lods are GLBs: they need export.glb=true")
+        return self
 
 
 class ExportInputs(StageInputs):
@@ -89,6 +100,11 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
                 progress(done, steps, name)
             if params.web:
                 web = _write_web(out / ASSET_GLB, out, params)
+            else:
+                missing = web_glb_unavailable()
+                if missing is not None:
+                    log.warning("export: %s not written: %s", ASSET_WEB_GLB, missing)
+                web = WebGlbExport(written=False, reason=missing or "export.web is false")
                 files += [out / ASSET_WEB_GLB] if web.written else []
                 done += 1
                 progress(done, steps, ASSET_WEB_GLB)
@@ -165,28 +181,50 @@ def _write_level(uv_result: StageResult, bake_result: StageResult, path: Path, p
 
 
 def _write_web(source: Path, out: Path, params: ExportParams) -> WebGlbExport:
-    """asset.web.glb from asset.glb; when the tool is missing, why (a warning, not a failure)."""
+    """asset.web.glb from asset.glb, validated as it is and decoded (the validator cannot read meshopt data)."""
+    import tempfile
+
     from photoforge.io import web_glb
 
-    reason = web_glb.unavailable_reason()
-    if reason is not None:
-        log.warning("export: %s not written: %s", ASSET_WEB_GLB, reason)
-        return WebGlbExport(written=False, reason=reason)
     result = web_glb.write_web_glb(source, out / ASSET_WEB_GLB, max_texture=params.web_texture_size, workdir=out)
     validation = _validate(result.path, params)
-    if validation.available and validation.errors != 0:
-        raise StageError("export", f"glTF-Validator found errors: {validation.messages}", result.path)
-    return WebGlbExport(written=True, bytes=result.bytes, tool=result.tool, gltf_validator=validation)
+    with tempfile.TemporaryDirectory(prefix="photoforge-web-") as tmp:
+        decoded = _validate(web_glb.decode_web_glb(result.path, Path(tmp) / "decoded.glb"), params)
+    for checked in (validation, decoded):
+        if checked.available and checked.errors != 0:
+            raise StageError("export", f"glTF-Validator found errors: {checked.messages}", result.path)
+    return WebGlbExport(
+        written=True, bytes=result.bytes, tool=result.tool, gltf_validator=validation, decoded_validator=decoded
+    )
+
+
+def web_glb_unavailable() -> str | None:
+    """Why asset.web.glb cannot be written here (node or gltfpack missing), None: it can."""
+    from photoforge.io import web_glb
+
+    return web_glb.unavailable_reason()
+
+
+def resolve(params: ExportParams) -> ExportParams:
+    """What runs here enters the key: the web GLB and the validator only where their tools are installed,
+    so running scripts/setup.sh afterwards re-runs export rather than reusing an artefact without them."""
+    from photoforge.qa import gltf_validation
+
+    web = params.web and params.glb and web_glb_unavailable() is None
+    return params.model_copy(update={"web": web, "validate_gltf": params.validate_gltf and gltf_validation.available()})
 
 
 def _validate(glb: Path, params: ExportParams) -> GltfValidation:
     """The validator's answer on a GLB; when it is not run, why."""
     if not params.validate_gltf:
-        return GltfValidation(available=False, reason="export.validate_gltf is false")
+        missing = gltf_validation.unavailable_reason()
+        if missing is not None:
+            log.warning("export: %s was not validated: %s", glb.name, missing)
+        return GltfValidation(available=False, reason=missing or "export.validate_gltf is false")
     validation = GltfValidation.model_validate(gltf_validation.validate(glb))
     if not validation.available:
         log.warning("export: %s was not validated: %s", glb.name, validation.reason)
     return validation
 
 
-STAGE = Stage("export", inputs=ExportInputs, params=ExportParams, metrics=ExportMetrics, run=run)
+STAGE = Stage("export", inputs=ExportInputs, params=ExportParams, metrics=ExportMetrics, run=run, resolve=resolve)

@@ -8,6 +8,7 @@ and tangents (written as glTF NORMAL and TANGENT) are the frame the normal map i
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pydantic import Field
@@ -17,6 +18,8 @@ from photoforge.geometry.detail_levels import DetailLevel
 from photoforge.layout import MESH_PLY, UV_NPZ
 from photoforge.metrics import UVMetrics
 from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+
+log = logging.getLogger("photoforge")
 
 
 class UVParams(StageParams):
@@ -50,9 +53,20 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
         raise StageError("uv", "the mesh has no faces", mesh_file)
     source_faces = len(faces)
     decimated = level.faces is not None and source_faces > level.faces
+    if level.name == "custom" and not decimated:
+        log.warning(
+            "uv: a budget of %s faces is at or above the mesh's %d: this level keeps the surface as it is, with no "
+            "normal map (lower export.faces or the LOD's budget, or raise mesh.target_faces)",
+            level.faces,
+            source_faces,
+        )
     if decimated:
         progress(0, 3, f"{level.name}: decimating {source_faces} faces to {level.faces}")
-        vertices, faces = decimate(vertices, faces, target_faces=int(level.faces))  # type: ignore[arg-type]
+        try:
+            vertices, faces = decimate(vertices, faces, target_faces=int(level.faces))  # type: ignore[arg-type]
+        except Exception as exc:  # pymeshlab raises its own exception types
+            cause = f"pymeshlab could not decimate to {level.faces} faces ({exc}): try another export.detail"
+            raise StageError("uv", cause, mesh_file) from exc
     progress(1, 3, f"{level.name}: charting {len(faces)} faces")
     atlas = xatlas.Atlas()
     atlas.add_mesh(vertices.astype(np.float32), faces.astype(np.uint32))
@@ -71,7 +85,9 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
         raise StageError("uv", f"xatlas could not build an atlas: {exc}", mesh_file) from exc
     if atlas.atlas_count != 1:
         raise StageError(
-            "uv", f"the charts need {atlas.atlas_count} textures of {level.texture_size} px: raise uv.texture_size"
+            "uv",
+            f"the {level.name} level's charts need {atlas.atlas_count} textures of {level.texture_size} px: "
+            "raise uv.texture_size, or pick a lighter level",
         )
     progress(2, 3, "normals and tangents")
     split_vertices = vertices[vmapping].astype(np.float32)
@@ -107,4 +123,10 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
     )
 
 
-STAGE = Stage("uv", inputs=UVInputs, params=UVParams, metrics=UVMetrics, run=run)
+def resolve(params: UVParams) -> UVParams:
+    """uv.texture_size reaches the stage through its level (PipelineConfig.detail_levels), so the key
+    holds it once: changing it re-runs only the levels whose texture it changes."""
+    return params.model_copy(update={"texture_size": None})
+
+
+STAGE = Stage("uv", inputs=UVInputs, params=UVParams, metrics=UVMetrics, run=run, resolve=resolve)

@@ -49,7 +49,7 @@ class SurfaceHits:
 @dataclass(frozen=True)
 class DetailMaps:
     normal: np.ndarray  # size x size x 3 uint8 (glTF normalTexture)
-    occlusion: np.ndarray  # size x size uint8 (glTF occlusionTexture's R)
+    occlusion: np.ndarray | None  # size x size uint8 (glTF occlusionTexture's R); None: not asked for
     tangent_normals: np.ndarray  # N x 3 float32, per texel
     hit_fraction: float  # share of texels whose rays found the high-res surface
 
@@ -226,16 +226,21 @@ def bake_detail_maps(
     distance: float,
     seed: int = 0,
     padding: int = 4,
+    occlusion: bool = True,
 ) -> DetailMaps:
-    """Both maps from one correspondence pass (`find_surface`): the encoded normal map and occlusion."""
+    """Both maps from one correspondence pass (`find_surface`): the encoded normal map and (`occlusion`)
+    the occlusion map; without it, no occlusion rays are cast."""
     hits = find_surface(
         texels, low_faces=low_faces, low_normals=low_normals, low_tangents=low_tangents, high=high, search=search
     )
     normals = tangent_space_normals(hits, high, high_normals)
-    occlusion = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+    occluded = None
+    if occlusion:
+        per_vertex = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+        occluded = encode_occlusion(occlusion_at(texels, hits, high, per_vertex), texels, texels.size, padding)
     return DetailMaps(
         encode_normal_map(normals, texels, texels.size, padding),
-        encode_occlusion(occlusion_at(texels, hits, high, occlusion), texels, texels.size, padding),
+        occluded,
         normals,
         hits.hit_fraction,
     )
