@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,10 @@ def test_exports_reload_and_glb_validates(asset_run: dict) -> None:
     obj = trimesh.load(out / "asset.obj")
     assert len(obj.faces) == faces and obj.visual.uv is not None
     assert (out / "asset.usdz").stat().st_size > 10_000
+    with zipfile.ZipFile(out / "asset.usdz") as usdz:  # the maps travel inside the package
+        packed = {Path(name).name for name in usdz.namelist()}
+        assert {"albedo.png", "normal.png", "occlusion.png"} <= packed, usdz.namelist()
+    assert "map_Bump normal.png" in (out / "asset.mtl").read_text()
     validation = asset_run["export"].metrics["gltf_validator"]
     if not gltf_validation.available():
         pytest.skip("node or the glTF-Validator is not installed (scripts/setup.sh installs them)")

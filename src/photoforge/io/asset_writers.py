@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
 from PIL import Image
+
+if TYPE_CHECKING:
+    from pxr import Usd, UsdShade
 
 
 def textured_trimesh(
@@ -30,8 +34,9 @@ def write_glb(mesh: trimesh.Trimesh, path: Path) -> None:
     path.write_bytes(mesh.export(file_type="glb"))
 
 
-def write_obj(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
-    """OBJ beside its MTL and PNG texture; returns every file written."""
+def write_obj(mesh: trimesh.Trimesh, path: Path, *, normal_map: Path | None = None) -> list[Path]:
+    """OBJ beside its MTL and PNG texture (and `normal_map`, a file beside them, as the MTL's map_Bump:
+    tangent space, for importers that build MikkTSpace tangents, as Blender's does); every file written."""
     text, files = trimesh.exchange.obj.export_obj(
         mesh, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl"
     )
@@ -40,11 +45,24 @@ def write_obj(mesh: trimesh.Trimesh, path: Path) -> list[Path]:
     for name, data in files.items():
         (path.parent / name).write_bytes(data)
         written.append(path.parent / name)
+    mtl = path.parent / f"{path.stem}.mtl"
+    if normal_map is not None and mtl.is_file():
+        mtl.write_text(mtl.read_text().rstrip("\n") + f"\nmap_Bump {normal_map.name}\n")
     return written
 
 
-def write_usdz(vertices: np.ndarray, faces: np.ndarray, uvs_top_left: np.ndarray, texture: Path, path: Path) -> None:
-    """A UsdPreviewSurface-textured mesh packaged as USDZ (AR Quick Look and other AR viewers)."""
+def write_usdz(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs_top_left: np.ndarray,
+    texture: Path,
+    path: Path,
+    *,
+    normal_map: Path | None = None,
+    occlusion: Path | None = None,
+) -> None:
+    """A UsdPreviewSurface-textured mesh packaged as USDZ (AR Quick Look and other AR viewers): albedo, and
+    the tangent-space normal map and occlusion when given (files beside `texture`, packaged with it)."""
     from pxr import Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
     layer_path = path.with_suffix(".usdc")
@@ -73,17 +91,37 @@ def write_usdz(vertices: np.ndarray, faces: np.ndarray, uvs_top_left: np.ndarray
     reader = UsdShade.Shader.Define(stage, "/Asset/Material/StReader")
     reader.CreateIdAttr("UsdPrimvarReader_float2")
     reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("st")
-    image = UsdShade.Shader.Define(stage, "/Asset/Material/Albedo")
-    image.CreateIdAttr("UsdUVTexture")
-    image.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(texture.name)
-    image.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
-    image.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set("clamp")
-    image.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set("clamp")
+    image = _texture(stage, "/Asset/Material/Albedo", texture, reader, raw=False)
     image.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
     surface.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(image.ConnectableAPI(), "rgb")
+    if normal_map is not None:  # stored as (n + 1) / 2: UsdUVTexture's scale and bias decode it
+        normals = _texture(stage, "/Asset/Material/Normal", normal_map, reader, raw=True)
+        normals.CreateInput("scale", Sdf.ValueTypeNames.Float4).Set((2.0, 2.0, 2.0, 1.0))
+        normals.CreateInput("bias", Sdf.ValueTypeNames.Float4).Set((-1.0, -1.0, -1.0, 0.0))
+        normals.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
+        surface.CreateInput("normal", Sdf.ValueTypeNames.Normal3f).ConnectToSource(normals.ConnectableAPI(), "rgb")
+    if occlusion is not None:
+        occluded = _texture(stage, "/Asset/Material/Occlusion", occlusion, reader, raw=True)
+        occluded.CreateOutput("r", Sdf.ValueTypeNames.Float)
+        surface.CreateInput("occlusion", Sdf.ValueTypeNames.Float).ConnectToSource(occluded.ConnectableAPI(), "r")
     material.CreateSurfaceOutput().ConnectToSource(surface.ConnectableAPI(), "surface")
     UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(material)
     stage.GetRootLayer().Save()
     if not UsdUtils.CreateNewUsdzPackage(Sdf.AssetPath(str(layer_path)), str(path)):
         raise RuntimeError(f"usd-core could not package {path}")
     layer_path.unlink()
+
+
+def _texture(stage: Usd.Stage, prim: str, file: Path, reader: UsdShade.Shader, *, raw: bool) -> UsdShade.Shader:
+    """A UsdUVTexture of `file` read at the primvar reader's st; raw: data, not colour (no sRGB decoding)."""
+    from pxr import Sdf, UsdShade
+
+    image = UsdShade.Shader.Define(stage, prim)
+    image.CreateIdAttr("UsdUVTexture")
+    image.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(file.name)
+    image.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
+    image.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set("clamp")
+    image.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set("clamp")
+    if raw:
+        image.CreateInput("sourceColorSpace", Sdf.ValueTypeNames.Token).Set("raw")
+    return image

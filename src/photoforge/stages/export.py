@@ -3,7 +3,8 @@
 `asset.glb` is the `export.detail` level (albedo, normal and occlusion maps, glTF TANGENT);
 `asset_lod1.glb`, ... the `export.lods`, each with its own maps embedded, so any one file can be
 moved alone; `asset.web.glb` is asset.glb with meshopt-compressed geometry and smaller textures
-(gltfpack). OBJ+MTL+PNG and USDZ carry asset.glb's mesh and albedo. Y up, in the asset frame of
+(gltfpack). OBJ+MTL+PNG (normal map as map_Bump) and USDZ (UsdPreviewSurface normal and
+occlusion) carry asset.glb's mesh and maps. Y up, in the asset frame of
 the mesh stage, in metres when a scale is known (the manifest says which). Every GLB is checked
 with the Khronos glTF-Validator when node is there (the web GLB also decoded, since the validator
 cannot read meshopt-compressed data); when it is not, the metrics say why.
@@ -82,9 +83,14 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
     if len(inputs.lod_uvs) != len(inputs.lod_bakes):
         raise StageError("export", f"{len(inputs.lod_uvs)} LOD atlases but {len(inputs.lod_bakes)} LOD bakes")
     uv = UVMesh.read(inputs.uv.dir)
-    texture = out / ALBEDO_PNG  # the name the OBJ's MTL and the USDZ refer to
+    texture = out / ALBEDO_PNG  # the names the OBJ's MTL and the USDZ refer to
     shutil.copyfile(inputs.bake.dir / ALBEDO_PNG, texture)
     files: list[Path] = [texture]
+    maps = {}  # asset.glb's normal and occlusion maps, beside the OBJ and in the USDZ
+    for name in (NORMAL_PNG, OCCLUSION_PNG):
+        if (inputs.bake.dir / name).is_file() and (params.obj or params.usdz):
+            maps[name] = shutil.copyfile(inputs.bake.dir / name, out / name)
+            files.append(out / name)
     levels: list[ExportedLevel] = []
     web: WebGlbExport | None = None
     pairs = [(inputs.uv, inputs.bake, ASSET_GLB)]
@@ -109,11 +115,15 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
                 done += 1
                 progress(done, steps, ASSET_WEB_GLB)
         if params.obj:
-            files += write_obj(textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture), out / ASSET_OBJ)
+            obj_mesh = textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture)
+            files += write_obj(obj_mesh, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
             done += 1
             progress(done, steps, "OBJ")
         if params.usdz:
-            write_usdz(uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_USDZ)
+            write_usdz(
+                uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_USDZ,
+                normal_map=maps.get(NORMAL_PNG), occlusion=maps.get(OCCLUSION_PNG),
+            )  # fmt: skip
             files.append(out / ASSET_USDZ)
             progress(steps, steps, "USDZ")
     except (OSError, RuntimeError, ValueError) as exc:
