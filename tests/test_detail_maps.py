@@ -17,12 +17,19 @@ from photoforge.render.raycast import MeshScene
 from photoforge.texturing.atlas import Texels, rasterise
 from photoforge.texturing.detail_maps import (
     bake_detail_maps,
-    bake_normal_map,
     bake_occlusion,
     encode_normal_map,
+    find_surface,
+    tangent_space_normals,
     vertex_occlusion,
 )
-from photoforge.texturing.tangents import interpolate, tangent_frames, vertex_normals, vertex_tangents
+from photoforge.texturing.tangents import (
+    HighResSurface,
+    interpolate,
+    tangent_frames,
+    vertex_normals,
+    vertex_tangents,
+)
 
 SIZE = 512
 
@@ -71,10 +78,7 @@ class Level:
 
 @dataclass
 class Bumpy:
-    high_vertices: np.ndarray
-    high_faces: np.ndarray
-    high_normals: np.ndarray
-    high: MeshScene
+    high: HighResSurface
     low: Level
 
 
@@ -83,7 +87,12 @@ def bumpy() -> Bumpy:
     """A bumpy sphere (40k faces) and its 2.5k-face decimation, uv'd on a 512 px atlas."""
     vertices, faces = sphere(100, bumps=0.03)
     low = Level.of(*decimate(vertices, faces, 2500))
-    return Bumpy(vertices, faces, vertex_normals(vertices, faces), MeshScene(vertices, faces), low)
+    return Bumpy(HighResSurface.of(vertices, faces), low)
+
+
+def normal_values(texels: Texels, low: Level, high: HighResSurface, *, search: float) -> np.ndarray:
+    """Per texel, the tangent-space high-res normal (unencoded)."""
+    return tangent_space_normals(find_surface(texels, low, high=high, search=search), high)
 
 
 def grid(count: int, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,32 +190,12 @@ def test_texel_barycentrics_interpolate_positions(bumpy: Bumpy) -> None:
 def test_normal_map_recovers_the_high_res_shading(bumpy: Bumpy) -> None:
     low = bumpy.low
     start = time.perf_counter()
-    maps = bake_detail_maps(
-        low.texels,
-        low_faces=low.faces,
-        low_normals=low.normals,
-        low_tangents=low.tangents,
-        high=bumpy.high,
-        high_normals=bumpy.high_normals,
-        search=0.1,
-        rays=16,
-        distance=0.3,
-    )
+    maps = bake_detail_maps(low.texels, low, high=bumpy.high, search=0.1, rays=16, distance=0.3)
     baked = time.perf_counter() - start
     assert maps.normal.shape == (SIZE, SIZE, 3) and maps.normal.dtype == np.uint8
     assert maps.occlusion.shape == (SIZE, SIZE) and maps.occlusion.dtype == np.uint8
     assert maps.hit_fraction > 0.99
-    errors = normal_errors(
-        low_vertices=low.vertices,
-        low_faces=low.faces,
-        low_uvs=low.uvs,
-        low_normals=low.normals,
-        low_tangents=low.tangents,
-        normal_map=maps.normal,
-        high=bumpy.high,
-        high_normals=bumpy.high_normals,
-        samples=50_000,
-    )
+    errors = normal_errors(low, maps.normal, high=bumpy.high, samples=50_000)
     print(f"\nbake {baked:.2f} s, {len(low.texels.index)} texels; median normal error {errors}")
     assert errors["own_deg"] > 1.0
     assert errors["mapped_deg"] * 2 <= errors["own_deg"]
@@ -215,16 +204,8 @@ def test_normal_map_recovers_the_high_res_shading(bumpy: Bumpy) -> None:
 
 def test_map_of_the_surface_itself_is_flat(bumpy: Bumpy) -> None:
     low = bumpy.low
-    values = bake_normal_map(
-        low.texels,
-        low_vertices=low.vertices,
-        low_faces=low.faces,
-        low_normals=low.normals,
-        low_tangents=low.tangents,
-        high=MeshScene(low.vertices, low.faces),
-        high_normals=low.normals,
-        search=0.05,
-    )
+    itself = HighResSurface(MeshScene(low.vertices, low.faces), low.normals)
+    values = normal_values(low.texels, low, itself, search=0.05)
     assert values.shape == (len(low.texels.index), 3) and np.all(np.isfinite(values))
     assert np.allclose(np.linalg.norm(values, axis=1), 1, atol=1e-4)
     assert values[:, 2].mean() > 0.99
@@ -245,16 +226,9 @@ def test_normal_map_green_points_up_the_image() -> None:
             np.tile([np.sin(lean), 0.0, np.cos(lean)], (len(vertices), 1)),
         ]
     )
-    values = bake_normal_map(
-        texels,
-        low_vertices=vertices,
-        low_faces=faces,
-        low_normals=normals,
-        low_tangents=tangents,
-        high=MeshScene(np.concatenate([below, above]), np.concatenate([faces, faces + len(vertices)])),
-        high_normals=high_normals,
-        search=0.05,
-    )
+    level = Level(vertices, faces, uvs, normals, tangents, texels)
+    layers = MeshScene(np.concatenate([below, above]), np.concatenate([faces, faces + len(vertices)]))
+    values = normal_values(texels, level, HighResSurface(layers, high_normals), search=0.05)
     assert np.allclose(values, [0, np.sin(lean), np.cos(lean)], atol=1e-5)
     image = encode_normal_map(values, texels, 64, padding=2)
     assert np.all(image[8:56, 8:56] == np.rint((np.array([0, np.sin(lean), np.cos(lean)]) + 1) * 127.5))
@@ -278,7 +252,7 @@ def test_occlusion_of_a_convex_surface_is_open() -> None:
     vertices, faces = sphere(100)
     scene = MeshScene(vertices, faces)
     start = time.perf_counter()
-    occlusion = vertex_occlusion(scene, vertex_normals(vertices, faces), rays=32, distance=1.0, seed=0)
+    occlusion = vertex_occlusion(HighResSurface(scene, vertex_normals(vertices, faces)), rays=32, distance=1.0, seed=0)
     print(f"\nocclusion: {len(vertices)} vertices x 32 rays in {time.perf_counter() - start:.2f} s")
     assert occlusion.min() > 0.99
 
@@ -291,17 +265,7 @@ def test_occlusion_is_darker_in_a_corner_than_on_top() -> None:
     vertices = np.concatenate([floor_vertices, np.asarray(box.vertices) - [0.5, 0.0, 0.5]])
     faces = np.concatenate([np.asarray(floor.triangles), np.asarray(box.triangles) + len(floor_vertices)])
     level = Level.of(vertices, faces, size=256)
-    high = MeshScene(vertices, faces)
-    image = bake_occlusion(
-        level.texels,
-        high=high,
-        high_vertices=vertices,
-        high_faces=faces,
-        high_normals=vertex_normals(vertices, faces),
-        rays=64,
-        distance=1.0,
-        seed=0,
-    )
+    image = bake_occlusion(level.texels, HighResSurface.of(vertices, faces), rays=64, distance=1.0, seed=0)
     assert image.shape == (256, 256) and image.dtype == np.uint8
     ao = image.ravel()[level.texels.index].astype(float)
     p = level.texels.position
@@ -323,40 +287,18 @@ def test_occlusion_is_darker_in_a_corner_than_on_top() -> None:
 def test_surface_deviation() -> None:
     vertices, faces = sphere(60)
     scene = MeshScene(vertices, faces)
-    same = surface_deviation(low_vertices=vertices, low_faces=faces, high=scene, samples=20_000)
+    same = surface_deviation(vertices, faces, high=scene, samples=20_000)
     assert same["hausdorff"] < 1e-5 and same["mean"] < 1e-6
-    larger = surface_deviation(low_vertices=vertices * 1.01, low_faces=faces, high=scene, samples=20_000)
+    larger = surface_deviation(vertices * 1.01, faces, high=scene, samples=20_000)
     assert abs(larger["mean"] - 0.01) < 5e-4
     assert 0.0099 < larger["hausdorff"] < 0.0105
 
 
 def test_detail_comparison_shows_what_the_map_restores(bumpy: Bumpy) -> None:
     low = bumpy.low
-    values = bake_normal_map(
-        low.texels,
-        low_vertices=low.vertices,
-        low_faces=low.faces,
-        low_normals=low.normals,
-        low_tangents=low.tangents,
-        high=bumpy.high,
-        high_normals=bumpy.high_normals,
-        search=0.1,
-    )
-    normal_map = encode_normal_map(values, low.texels, SIZE, padding=4)
+    normal_map = bake_detail_maps(low.texels, low, high=bumpy.high, search=0.1, distance=0.3, occlusion=False).normal
     width, height = 160, 120
-    image = detail_comparison(
-        high_vertices=bumpy.high_vertices,
-        high_faces=bumpy.high_faces,
-        high_normals=bumpy.high_normals,
-        low_vertices=low.vertices,
-        low_faces=low.faces,
-        low_uvs=low.uvs,
-        low_normals=low.normals,
-        low_tangents=low.tangents,
-        normal_map=normal_map,
-        width=width,
-        height=height,
-    )
+    image = detail_comparison(low, normal_map, high=bumpy.high, width=width, height=height)
     assert image.shape == (height, 3 * width, 3) and image.dtype == np.uint8
     high, own, mapped = (image[30:, i * width : (i + 1) * width - 2].astype(float) for i in range(3))
     assert high.std() > 20  # something lit is there

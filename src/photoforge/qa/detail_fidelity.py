@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from photoforge.render.detail_views import closest_points
 from photoforge.render.raycast import MeshScene
-from photoforge.texturing.tangents import interpolate, shading_normals
+from photoforge.texturing.tangents import HighResSurface, ShadedMesh, interpolate, shading_normals
 
 
 def sample_surface(
@@ -33,38 +32,20 @@ def sample_surface(
 
 
 def normal_errors(
-    *,
-    low_vertices: np.ndarray,
-    low_faces: np.ndarray,
-    low_uvs: np.ndarray,
-    low_normals: np.ndarray,
-    low_tangents: np.ndarray,
-    normal_map: np.ndarray,
-    high: MeshScene,
-    high_normals: np.ndarray,
-    samples: int = 100_000,
-    seed: int = 0,
+    low: ShadedMesh, normal_map: np.ndarray, *, high: HighResSurface, samples: int = 100_000, seed: int = 0
 ) -> dict[str, float]:
     """Median angles (degrees) to the high-res normal at the closest high-res point: `own_deg` of the low-poly's
     interpolated vertex normals, `mapped_deg` of its normal-mapped shading normals (the map sampled bilinearly)."""
-    points, face, weights = sample_surface(low_vertices, low_faces, samples, seed)
-    own = interpolate(low_normals, low_faces, face, weights)
-    mapped = shading_normals(
-        face,
-        weights,
-        faces=low_faces,
-        uvs=low_uvs,
-        normals=low_normals,
-        tangents=low_tangents,
-        normal_map=normal_map,
-    )
-    nearest = closest_points(high, points)
-    truth = interpolate(high_normals, high.faces, nearest.face, nearest.barycentric)
+    points, face, weights = sample_surface(low.vertices, low.faces, samples, seed)
+    own = interpolate(low.normals, low.faces, face, weights)
+    mapped = shading_normals(face, weights, low, normal_map)
+    nearest = high.scene.closest(points)
+    truth = high.normals_at(nearest.face, nearest.barycentric)
     return {"own_deg": _median_angle(own, truth), "mapped_deg": _median_angle(mapped, truth)}
 
 
 def surface_deviation(
-    *, low_vertices: np.ndarray, low_faces: np.ndarray, high: MeshScene, samples: int = 100_000, seed: int = 0
+    low_vertices: np.ndarray, low_faces: np.ndarray, *, high: MeshScene, samples: int = 100_000, seed: int = 0
 ) -> dict[str, float]:
     """Distances from the low-poly (its vertices and `samples` surface points) to the high-res surface, in the
     mesh's units: `hausdorff` (the largest, one-sided: low to high) and `mean`."""

@@ -1,22 +1,16 @@
-"""How faithful a low-poly level's shading is: high-res | low-poly | low-poly + normal map, one view, one light.
-
-Also the closest-point query the detail maps and their QA use (ray casting stays in photoforge.render;
-it belongs on `MeshScene` and can move there).
-"""
+"""How faithful a low-poly level's shading is: high-res | low-poly | low-poly + normal map, one view, one light."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import open3d as o3d
 
 from photoforge.camera.model import Camera, Rigid3, look_at
 from photoforge.render.raycast import Hits, MeshScene, shade
-from photoforge.texturing.tangents import barycentric_weights, interpolate, shading_normals
+from photoforge.texturing.tangents import HighResSurface, ShadedMesh, barycentric_weights, interpolate, shading_normals
 
 VIEW_DIRECTION = np.array([1.0, 0.55, 1.3])  # from the object towards the camera: a 3/4 view from above (+Y up)
 UP = np.array([0.0, 1.0, 0.0])
@@ -27,25 +21,6 @@ ALBEDO = 210.0
 BACKGROUND = (24, 24, 28)
 LABEL_HEIGHT = 22
 SUPERSAMPLE = 2
-
-
-@dataclass(frozen=True)
-class SurfacePoints:
-    """The closest surface point of each of N query points."""
-
-    point: np.ndarray  # N x 3
-    face: np.ndarray  # N int64
-    barycentric: np.ndarray  # N x 3 weights of the face's vertices 0, 1, 2
-
-
-def closest_points(scene: MeshScene, points: np.ndarray) -> SurfacePoints:
-    """The closest point of `scene`'s surface to each of N x 3 `points`, with its face and barycentrics."""
-    result = scene.scene.compute_closest_points(o3d.core.Tensor(np.asarray(points).astype(np.float32)))
-    return SurfacePoints(
-        result["points"].numpy().astype(np.float64),
-        result["primitive_ids"].numpy().astype(np.int64),
-        barycentric_weights(result["primitive_uvs"].numpy()),
-    )
 
 
 def detail_camera(vertices: np.ndarray, width: int, height: int) -> Camera:
@@ -63,46 +38,19 @@ def detail_camera(vertices: np.ndarray, width: int, height: int) -> Camera:
 
 
 def detail_comparison(
-    *,
-    high_vertices: np.ndarray,
-    high_faces: np.ndarray,
-    high_normals: np.ndarray,
-    low_vertices: np.ndarray,
-    low_faces: np.ndarray,
-    low_uvs: np.ndarray,
-    low_normals: np.ndarray,
-    low_tangents: np.ndarray,
-    normal_map: np.ndarray,
-    width: int = 480,
-    height: int = 480,
+    low: ShadedMesh, normal_map: np.ndarray, *, high: HighResSurface, width: int = 480, height: int = 480
 ) -> np.ndarray:
     """H x 3W x 3 uint8 RGB: the high-res mesh shaded with its interpolated normals | the low-poly with
     its own | the low-poly with the normal map, from one camera under one key light (grey Lambert + ambient)."""
-    camera = detail_camera(np.asarray(high_vertices, np.float64), width, height)
+    camera = detail_camera(np.asarray(high.scene.vertices, np.float64), width, height)
     light = camera.cam_from_world.rotation.T @ KEY_LIGHT
-    high_hits = MeshScene(high_vertices, high_faces).cast(camera, SUPERSAMPLE)
-    low_hits = MeshScene(low_vertices, low_faces).cast(camera, SUPERSAMPLE)
-
-    def smooth(hits: Hits, faces: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        face, weights = _hit_faces(hits)
-        return interpolate(normals, faces, face, weights)
-
-    def mapped(hits: Hits) -> np.ndarray:
-        face, weights = _hit_faces(hits)
-        return shading_normals(
-            face,
-            weights,
-            faces=low_faces,
-            uvs=low_uvs,
-            normals=low_normals,
-            tangents=low_tangents,
-            normal_map=normal_map,
-        )
-
+    high_hits = high.scene.cast(camera, SUPERSAMPLE)
+    low_hits = MeshScene(low.vertices, low.faces).cast(camera, SUPERSAMPLE)
+    high_at, low_at = _hit_faces(high_hits), _hit_faces(low_hits)
     panels = [
-        (high_hits, smooth(high_hits, high_faces, high_normals), f"high-res {_count(len(high_faces))} faces"),
-        (low_hits, smooth(low_hits, low_faces, low_normals), f"low-poly {_count(len(low_faces))} faces"),
-        (low_hits, mapped(low_hits), "low-poly + normal map"),
+        (high_hits, high.normals_at(*high_at), f"high-res {_count(len(high.scene.faces))} faces"),
+        (low_hits, interpolate(low.normals, low.faces, *low_at), f"low-poly {_count(len(low.faces))} faces"),
+        (low_hits, shading_normals(*low_at, low, normal_map), "low-poly + normal map"),
     ]
     return np.concatenate([_panel(hits, normals, light, label, width, height) for hits, normals, label in panels], 1)
 

@@ -54,6 +54,15 @@ class Hits:
         return rays[:, :3] + self.depth.ravel()[hit, None] * rays[:, 3:]
 
 
+@dataclass
+class SurfacePoints:
+    """The closest surface point of each of N query points."""
+
+    point: np.ndarray  # N x 3
+    face: np.ndarray  # N int64
+    barycentric: np.ndarray  # N x 3 weights of the face's vertices 0, 1, 2
+
+
 class MeshScene:
     """One mesh in a ray-casting scene, cast from pinhole cameras (COLMAP pixel convention)."""
 
@@ -112,6 +121,16 @@ class MeshScene:
         rays = np.concatenate([np.broadcast_to(centre, points.shape), direction / distance[:, None]], axis=1)
         t_hit = self.intersect(rays).distance
         return t_hit >= distance * (1 - relative) - tolerance
+
+    def closest(self, points: np.ndarray) -> SurfacePoints:
+        """The closest point of the surface to each of N x 3 `points`, with its face and barycentrics."""
+        result = self.scene.compute_closest_points(o3d.core.Tensor(np.asarray(points).astype(np.float32)))
+        uv = result["primitive_uvs"].numpy().astype(np.float64)
+        return SurfacePoints(
+            result["points"].numpy().astype(np.float64),
+            result["primitive_ids"].numpy().astype(np.int64),
+            np.concatenate([1.0 - uv[:, :1] - uv[:, 1:], uv], axis=1),
+        )
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """Unsigned distance from each of N x 3 points to the surface."""

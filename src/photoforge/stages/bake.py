@@ -177,29 +177,22 @@ def _detail_maps(
 
     from photoforge.qa.detail_fidelity import normal_errors, surface_deviation
     from photoforge.render.detail_views import detail_comparison
-    from photoforge.render.raycast import MeshScene
     from photoforge.texturing.detail_maps import bake_detail_maps, bake_occlusion
-    from photoforge.texturing.tangents import vertex_normals
+    from photoforge.texturing.tangents import HighResSurface
 
     with_normals = mesh.decimated and params.normal_map
     if not (with_normals or params.occlusion):
         return ["albedo"], None
     surface = o3d.io.read_triangle_mesh(str(high_file))
-    high_vertices, high_faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
-    high_normals = vertex_normals(high_vertices, high_faces)
-    high = MeshScene(high_vertices, high_faces)
+    high_vertices = np.asarray(surface.vertices)
+    high = HighResSurface.of(high_vertices, np.asarray(surface.triangles))
     diagonal = float(np.linalg.norm(high_vertices.max(axis=0) - high_vertices.min(axis=0)))
     occlusion_settings = {"rays": params.occlusion_rays, "distance": params.occlusion_distance * diagonal, "seed": 0}
     if not with_normals:
-        occlusion = bake_occlusion(
-            texels, high=high, high_vertices=high_vertices, high_faces=high_faces, high_normals=high_normals,
-            **occlusion_settings,
-        )  # fmt: skip
-        cv2.imwrite(str(out / OCCLUSION_PNG), occlusion)
+        cv2.imwrite(str(out / OCCLUSION_PNG), bake_occlusion(texels, high, **occlusion_settings))
         return ["albedo", "occlusion"], None
     baked = bake_detail_maps(
-        texels, low_faces=mesh.faces, low_normals=mesh.normals, low_tangents=mesh.tangents, high=high,
-        high_normals=high_normals, search=params.normal_search * diagonal, occlusion=params.occlusion,
+        texels, mesh, high=high, search=params.normal_search * diagonal, occlusion=params.occlusion,
         **occlusion_settings,
     )  # fmt: skip
     cv2.imwrite(str(out / NORMAL_PNG), cv2.cvtColor(baked.normal, cv2.COLOR_RGB2BGR))
@@ -207,14 +200,9 @@ def _detail_maps(
     if baked.occlusion is not None:
         cv2.imwrite(str(out / OCCLUSION_PNG), baked.occlusion)
         maps.append("occlusion")
-    low = {"low_vertices": mesh.vertices, "low_faces": mesh.faces}
-    shading = {"low_uvs": mesh.uvs, "low_normals": mesh.normals, "low_tangents": mesh.tangents}
-    errors = normal_errors(**low, **shading, normal_map=baked.normal, high=high, high_normals=high_normals)
-    deviation = surface_deviation(**low, high=high)
-    picture = detail_comparison(
-        high_vertices=high_vertices, high_faces=high_faces, high_normals=high_normals, **low, **shading,
-        normal_map=baked.normal,
-    )  # fmt: skip
+    errors = normal_errors(mesh, baked.normal, high=high)
+    deviation = surface_deviation(mesh.vertices, mesh.faces, high=high.scene)
+    picture = detail_comparison(mesh, baked.normal, high=high)
     cv2.imwrite(str(out / DETAIL_PNG), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     return maps, DetailFidelity(
         normal_error_own_deg=errors["own_deg"],

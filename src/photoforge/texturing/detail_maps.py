@@ -21,10 +21,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from photoforge.render.detail_views import closest_points
-from photoforge.render.raycast import MeshScene
 from photoforge.texturing.atlas import Texels
-from photoforge.texturing.tangents import barycentric_weights, interpolate, perpendicular, tangent_frames
+from photoforge.texturing.tangents import (
+    HighResSurface,
+    ShadedMesh,
+    barycentric_weights,
+    interpolate,
+    perpendicular,
+    tangent_frames,
+)
 
 FLAT = np.array([0.0, 0.0, 1.0])
 RAY_CHUNK = 1 << 20  # occlusion rays cast at once (24 MiB of float32 rays)
@@ -54,30 +59,20 @@ class DetailMaps:
     hit_fraction: float  # share of texels whose rays found the high-res surface
 
 
-def texel_frames(
-    texels: Texels, low_faces: np.ndarray, low_normals: np.ndarray, low_tangents: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def texel_frames(texels: Texels, low: ShadedMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each texel's (t, b, n) from the low-poly's vertex NORMAL and TANGENT, interpolated as a viewer does."""
-    normal = interpolate(low_normals, low_faces, texels.face, texels.barycentric)
-    tangent = interpolate(low_tangents, low_faces, texels.face, texels.barycentric)
+    normal = interpolate(low.normals, low.faces, texels.face, texels.barycentric)
+    tangent = interpolate(low.tangents, low.faces, texels.face, texels.barycentric)
     return tangent_frames(normal, tangent)
 
 
-def find_surface(
-    texels: Texels,
-    *,
-    low_faces: np.ndarray,
-    low_normals: np.ndarray,
-    low_tangents: np.ndarray,
-    high: MeshScene,
-    search: float,
-) -> SurfaceHits:
+def find_surface(texels: Texels, low: ShadedMesh, *, high: HighResSurface, search: float) -> SurfaceHits:
     """The high-res surface nearest each texel's point along its interpolated normal, within `search`."""
-    frame = texel_frames(texels, low_faces, low_normals, low_tangents)
+    frame = texel_frames(texels, low)
     n = frame[2]
     p = texels.position
-    inward = high.intersect(np.concatenate([p + search * n, -n], axis=1))
-    outward = high.intersect(np.concatenate([p - search * n, n], axis=1))
+    inward = high.scene.intersect(np.concatenate([p + search * n, -n], axis=1))
+    outward = high.scene.intersect(np.concatenate([p - search * n, n], axis=1))
     t_in = np.where(inward.hit & (inward.distance <= 2 * search), inward.distance, np.inf)
     t_out = np.where(outward.hit & (outward.distance <= 2 * search), outward.distance, np.inf)
     # signed offsets along n: +search - t from the outer ray, t - search from the inner one
@@ -93,36 +88,15 @@ def find_surface(
     return SurfaceHits(hit, face, weights, offset, frame)
 
 
-def tangent_space_normals(hits: SurfaceHits, high: MeshScene, high_normals: np.ndarray) -> np.ndarray:
+def tangent_space_normals(hits: SurfaceHits, high: HighResSurface) -> np.ndarray:
     """N x 3 float32 unit high-res normals at the hits in the texels' tangent frames; (0, 0, 1) where missed."""
-    normal = interpolate(high_normals, high.faces, hits.face, hits.barycentric)
+    normal = high.normals_at(hits.face, hits.barycentric)
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-20)
     t, b, n = hits.frame
     local = np.stack([np.sum(normal * t, axis=1), np.sum(normal * b, axis=1), np.sum(normal * n, axis=1)], axis=1)
     local /= np.maximum(np.linalg.norm(local, axis=1, keepdims=True), 1e-20)
     local[~hits.hit] = FLAT
     return local.astype(np.float32)
-
-
-def bake_normal_map(
-    texels: Texels,
-    *,
-    low_vertices: np.ndarray,
-    low_faces: np.ndarray,
-    low_normals: np.ndarray,
-    low_tangents: np.ndarray,
-    high: MeshScene,
-    high_normals: np.ndarray,
-    search: float,
-) -> np.ndarray:
-    """N x 3 float32 tangent-space unit normals, one per texel (texels' order): the high-res surface's
-    interpolated vertex normals where the low-poly's normal meets it within `search`, else (0, 0, 1)."""
-    if len(low_normals) != len(low_vertices) or len(low_tangents) != len(low_vertices):
-        raise ValueError("low-poly normals and tangents must have one row per vertex")
-    hits = find_surface(
-        texels, low_faces=low_faces, low_normals=low_normals, low_tangents=low_tangents, high=high, search=search
-    )
-    return tangent_space_normals(hits, high, high_normals)
 
 
 def encode_normal_map(values: np.ndarray, texels: Texels, size: int, padding: int) -> np.ndarray:
@@ -136,16 +110,16 @@ def encode_normal_map(values: np.ndarray, texels: Texels, size: int, padding: in
 
 
 def vertex_occlusion(
-    high: MeshScene, high_normals: np.ndarray, *, rays: int, distance: float, seed: int, offset: float | None = None
+    high: HighResSurface, *, rays: int, distance: float, seed: int, offset: float | None = None
 ) -> np.ndarray:
     """V float32 in [0, 1] (1: unoccluded) per high-res vertex: the share of `rays` cosine-weighted
     hemisphere rays (a golden-angle spiral over the disk, turned and jittered per vertex) from the vertex,
     lifted `offset` along its normal (default: a tenth of the mean edge), that hit nothing within `distance`."""
-    vertices = high.vertices.astype(np.float64)
-    normals = np.asarray(high_normals, np.float64)
+    vertices = high.scene.vertices.astype(np.float64)
+    normals = np.asarray(high.normals, np.float64)
     normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-20)
     if offset is None:
-        corners = vertices[high.faces.astype(np.int64)]
+        corners = vertices[high.scene.faces.astype(np.int64)]
         offset = 0.1 * float(np.mean(np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1))) if len(corners) else 0.0
     count = len(vertices)
     open_share = np.ones(count, np.float32)
@@ -167,22 +141,23 @@ def vertex_occlusion(
         direction = x[..., None] * t[:, None] + y[..., None] * b[:, None] + z[..., None] * n[:, None]
         origin = np.broadcast_to((vertices[start:stop] + offset * n)[:, None], direction.shape)
         cast = np.concatenate([origin, direction], axis=2).reshape(-1, 6).astype(np.float32)
-        blocked = (high.intersect(cast).distance < distance).reshape(stop - start, rays)
+        blocked = (high.scene.intersect(cast).distance < distance).reshape(stop - start, rays)
         open_share[start:stop] = 1.0 - blocked.mean(axis=1)
     return open_share
 
 
-def occlusion_at(texels: Texels, hits: SurfaceHits | None, high: MeshScene, occlusion: np.ndarray) -> np.ndarray:
+def occlusion_at(texels: Texels, hits: SurfaceHits | None, high: HighResSurface, occlusion: np.ndarray) -> np.ndarray:
     """N float per texel: per-vertex `occlusion` interpolated at the texel's high-res point (its ray hit,
     else its closest high-res point)."""
     values = np.empty(len(texels.index))
     missed = np.ones(len(texels.index), bool) if hits is None else ~hits.hit
     if hits is not None:
         found = hits.hit
-        values[found] = interpolate(occlusion[:, None], high.faces, hits.face[found], hits.barycentric[found])[:, 0]
+        faces = high.scene.faces
+        values[found] = interpolate(occlusion[:, None], faces, hits.face[found], hits.barycentric[found])[:, 0]
     if missed.any():
-        nearest = closest_points(high, texels.position[missed])
-        values[missed] = interpolate(occlusion[:, None], high.faces, nearest.face, nearest.barycentric)[:, 0]
+        nearest = high.scene.closest(texels.position[missed])
+        values[missed] = interpolate(occlusion[:, None], high.scene.faces, nearest.face, nearest.barycentric)[:, 0]
     return values
 
 
@@ -194,33 +169,19 @@ def encode_occlusion(values: np.ndarray, texels: Texels, size: int, padding: int
 
 
 def bake_occlusion(
-    texels: Texels,
-    *,
-    high: MeshScene,
-    high_vertices: np.ndarray,
-    high_faces: np.ndarray,
-    high_normals: np.ndarray,
-    rays: int,
-    distance: float,
-    seed: int,
-    padding: int = 4,
+    texels: Texels, high: HighResSurface, *, rays: int, distance: float, seed: int, padding: int = 4
 ) -> np.ndarray:
     """size x size uint8 ambient occlusion (255: unoccluded): per high-res vertex, interpolated at each
-    texel's closest high-res point. `high` is the scene of high_vertices / high_faces."""
-    if len(high_vertices) != len(high.vertices) or len(high_faces) != len(high.faces):
-        raise ValueError("`high` must be the scene of high_vertices and high_faces")
-    occlusion = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+    texel's closest high-res point (a level that is the high-res surface itself: no normal map to share)."""
+    occlusion = vertex_occlusion(high, rays=rays, distance=distance, seed=seed)
     return encode_occlusion(occlusion_at(texels, None, high, occlusion), texels, texels.size, padding)
 
 
 def bake_detail_maps(
     texels: Texels,
+    low: ShadedMesh,
     *,
-    low_faces: np.ndarray,
-    low_normals: np.ndarray,
-    low_tangents: np.ndarray,
-    high: MeshScene,
-    high_normals: np.ndarray,
+    high: HighResSurface,
     search: float,
     rays: int = 32,
     distance: float,
@@ -230,13 +191,11 @@ def bake_detail_maps(
 ) -> DetailMaps:
     """Both maps from one correspondence pass (`find_surface`): the encoded normal map and (`occlusion`)
     the occlusion map; without it, no occlusion rays are cast."""
-    hits = find_surface(
-        texels, low_faces=low_faces, low_normals=low_normals, low_tangents=low_tangents, high=high, search=search
-    )
-    normals = tangent_space_normals(hits, high, high_normals)
+    hits = find_surface(texels, low, high=high, search=search)
+    normals = tangent_space_normals(hits, high)
     occluded = None
     if occlusion:
-        per_vertex = vertex_occlusion(high, high_normals, rays=rays, distance=distance, seed=seed)
+        per_vertex = vertex_occlusion(high, rays=rays, distance=distance, seed=seed)
         occluded = encode_occlusion(occlusion_at(texels, hits, high, per_vertex), texels, texels.size, padding)
     return DetailMaps(
         encode_normal_map(normals, texels, texels.size, padding),

@@ -20,10 +20,41 @@ all decode through it, so what is baked is what is shown.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 import numpy as np
+
+from photoforge.render.raycast import MeshScene
 
 UV_EPSILON = 1e-14  # |twice the signed uv area| below this: the face has no usable u direction
 LENGTH_EPSILON = 1e-20
+
+
+class ShadedMesh(Protocol):
+    """A mesh as a glTF viewer shades it: uv charts, vertex NORMAL and TANGENT (layout.UVMesh is one)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray  # glTF's: origin top-left, v down
+    normals: np.ndarray
+    tangents: np.ndarray  # V x 4, w the handedness
+
+
+@dataclass(frozen=True)
+class HighResSurface:
+    """The surface maps are baked from: its ray-casting scene and its vertex normals."""
+
+    scene: MeshScene
+    normals: np.ndarray
+
+    @classmethod
+    def of(cls, vertices: np.ndarray, faces: np.ndarray) -> HighResSurface:
+        return cls(MeshScene(vertices, faces), vertex_normals(vertices, faces))
+
+    def normals_at(self, face: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Its interpolated vertex normals at points on faces `face` with barycentric `weights`."""
+        return interpolate(self.normals, self.scene.faces, face, weights)
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -112,21 +143,13 @@ def tangent_frames(normal: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray,
     return t, w[:, None] * np.cross(n, t), n
 
 
-def shading_normals(
-    face: np.ndarray,
-    weights: np.ndarray,
-    *,
-    faces: np.ndarray,
-    uvs: np.ndarray,
-    normals: np.ndarray,
-    tangents: np.ndarray,
-    normal_map: np.ndarray,
-) -> np.ndarray:
-    """N x 3 unit world normals a glTF viewer shades points with (on faces `face` at barycentric `weights`,
-    N x 3) when the mesh's `normal_map` (H x W x 3 uint8, sampled bilinearly at the interpolated uv) is
-    decoded through the interpolated tangent frame."""
-    t, b, n = tangent_frames(interpolate(normals, faces, face, weights), interpolate(tangents, faces, face, weights))
-    local = sample_bilinear(normal_map, interpolate(uvs, faces, face, weights)) / 127.5 - 1.0
+def shading_normals(face: np.ndarray, weights: np.ndarray, low: ShadedMesh, normal_map: np.ndarray) -> np.ndarray:
+    """N x 3 unit world normals a glTF viewer shades points of `low` with (on faces `face` at barycentric
+    `weights`, N x 3) when its `normal_map` (H x W x 3 uint8, sampled bilinearly at the interpolated uv)
+    is decoded through the interpolated tangent frame."""
+    normal = interpolate(low.normals, low.faces, face, weights)
+    t, b, n = tangent_frames(normal, interpolate(low.tangents, low.faces, face, weights))
+    local = sample_bilinear(normal_map, interpolate(low.uvs, low.faces, face, weights)) / 127.5 - 1.0
     world = local[:, :1] * t + local[:, 1:2] * b + local[:, 2:3] * n
     return _unit(world)
 
