@@ -106,17 +106,19 @@ def serve(directory: Path, extra: dict[str, Path] | None = None) -> Iterator[str
         thread.join(timeout=5)
 
 
-def dump_dom(url: str, *, timeout: float = 90, budget_ms: int = 10_000) -> str:
-    """The page's DOM after it loaded and ran for `budget_ms` of virtual time (chromium --dump-dom)."""
+COMMON_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def run_chromium(flags: list[str], url: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Headless chromium with `flags` (and a fresh profile) on `url`; RuntimeError when missing or over `timeout`."""
     browser = chromium()
     if browser is None:
         raise RuntimeError("chromium is not installed")
     with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as profile:
-        command = [
-            browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
-        ]  # fmt: skip
+        command = [browser, *COMMON_FLAGS, *flags, f"--user-data-dir={profile}", url]
         # its own process group: on a timeout the renderer and GPU processes go with the browser
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True) as process:  # fmt: skip
@@ -125,8 +127,13 @@ def dump_dom(url: str, *, timeout: float = 90, budget_ms: int = 10_000) -> str:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.communicate()
-                raise RuntimeError(f"chromium did not finish in {timeout:.0f} s") from None
-        run = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+                raise RuntimeError(f"chromium did not finish in {timeout:g} s") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def dump_dom(url: str, *, timeout: float = 90, budget_ms: int = 10_000) -> str:
+    """The page's DOM after it loaded and ran for `budget_ms` of virtual time (chromium --dump-dom)."""
+    run = run_chromium(["--disable-gpu", f"--virtual-time-budget={budget_ms}", "--dump-dom"], url, timeout=timeout)
     if run.returncode != 0 or not run.stdout.strip():
         raise RuntimeError(f"chromium failed (exit {run.returncode}): {run.stderr.strip()[-300:]}")
     return run.stdout

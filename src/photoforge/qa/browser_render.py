@@ -14,10 +14,7 @@ rendered ('done ...') or why not ('error: ...'). The page is served with `browse
 from __future__ import annotations
 
 import html
-import os
 import re
-import signal
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from photoforge.qa.browser_load import THREE, TOOLS, chromium, serve
+from photoforge.qa.browser_load import THREE, TOOLS, chromium, run_chromium, serve
 
 SHADE_PAGE = TOOLS / "shade_gltf.html"
 _RESULT = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
@@ -57,33 +54,21 @@ def screenshot(
 ) -> tuple[np.ndarray, str]:
     """The page at `url` in a width x height window of headless chromium, WebGL on SwiftShader, once it
     loaded and ran for `budget_ms` of virtual time: (height x width x 3 uint8 screenshot, its DOM)."""
-    browser = chromium()
-    if browser is None:
-        raise RuntimeError("chromium is not installed")
-    with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="photoforge-screenshot-") as scratch:
         shot = Path(scratch) / "screenshot.png"
-        command = [
-            browser, "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-            "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-features=OptimizationGuideOnDeviceModel,OnDeviceModelService",
-            "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={width},{height}",
-            f"--user-data-dir={Path(scratch) / 'profile'}", f"--virtual-time-budget={budget_ms}",
-            f"--screenshot={shot}", "--dump-dom", url,
+        flags = [
+            "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+            "--disable-features=OptimizationGuideOnDeviceModel,OnDeviceModelService", "--hide-scrollbars",
+            "--force-device-scale-factor=1", f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}",
+            f"--screenshot={shot}", "--dump-dom",
         ]  # fmt: skip
-        # its own process group: on a timeout the renderer and GPU processes go with the browser
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True) as process:  # fmt: skip
-            try:
-                dom, stderr = process.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.communicate()
-                raise RuntimeError(f"chromium did not finish in {timeout:g} s") from None
-        if process.returncode != 0 or not shot.is_file():
-            said = "\n".join(line for line in stderr.splitlines() if "dbus" not in line)
-            raise RuntimeError(f"chromium made no screenshot (exit {process.returncode}): {said.strip()[-300:]}")
+        run = run_chromium(flags, url, timeout=timeout)
+        if run.returncode != 0 or not shot.is_file():
+            said = "\n".join(line for line in run.stderr.splitlines() if "dbus" not in line)
+            raise RuntimeError(f"chromium made no screenshot (exit {run.returncode}): {said.strip()[-300:]}")
         with Image.open(shot) as image:
             pixels = np.asarray(image.convert("RGB"))
+        dom = run.stdout
     if pixels.shape != (height, width, 3):
         raise RuntimeError(f"chromium's screenshot is {pixels.shape[1]}x{pixels.shape[0]}, not {width}x{height}")
     return pixels, dom
