@@ -74,6 +74,7 @@ table {{ border-collapse: collapse; margin: .5em 0; }} th, td {{ padding: 2px 10
 text-align: left; vertical-align: top; }} th {{ color: #555; font-weight: 600; }}
 .figures {{ display: flex; flex-wrap: wrap; gap: 10px; }} figure {{ margin: 0; }}
 figure img {{ max-width: 520px; display: block; border: 1px solid #ccc; }}
+#levels figure img {{ max-width: 100%; }}
 figcaption {{ font-size: 12px; color: #555; }} .ok {{ color: #1a7f37; }} .bad {{ color: #c62828; font-weight: 600; }}
 .unchecked {{ color: #9a6700; font-weight: 600; }}
 .hint {{ background: #fff8e1; border-left: 3px solid #e0a800; padding: .4em .8em; }}
