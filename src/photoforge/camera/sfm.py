@@ -71,6 +71,10 @@ def extract(
     """
     options = pycolmap.FeatureExtractionOptions()
     options.sift.max_num_features = max_features
+    # One extraction thread: with several, COLMAP numbers the images in the order their features finish,
+    # so the same photos got other image ids, other RANSAC draws and another model (2 runs in 3 differed
+    # on data/sample; test_poses::test_same_photos_give_the_same_model). Matching and mapping stay threaded.
+    options.num_threads = 1
     for group in groups:
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = group.model
