@@ -113,6 +113,7 @@ def test_web_glb_is_small_valid_and_opens_in_trimesh_and_three(asset_run: dict, 
     metrics = asset_run["export"].metrics
     web, main = metrics["web"], metrics["levels"][0]
     assert web["written"] and web["bytes"] < main["bytes"] / 2, (web, main["bytes"])
+    assert metrics["files"][ASSET_WEB_GLB] == web["bytes"]
     assert (web["gltf_validator"]["errors"], web["gltf_validator"]["warnings"]) == (0, 0), web
     path = asset_run["export"].dir / ASSET_WEB_GLB
     decoded = web_glb.decode_web_glb(path, tmp_path / "decoded.glb")

@@ -95,7 +95,7 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
     web: WebGlbExport | None = None
     pairs = [(inputs.uv, inputs.bake, ASSET_GLB)]
     pairs += [(u, b, lod_glb(i)) for i, (u, b) in enumerate(zip(inputs.lod_uvs, inputs.lod_bakes, strict=True), 1)]
-    steps = len(pairs) * params.glb + params.web + params.obj + params.usdz
+    steps = (len(pairs) + 1) * params.glb + params.obj + params.usdz
     done = 0
     try:
         if params.glb:
@@ -104,16 +104,10 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
                 files.append(out / name)
                 done += 1
                 progress(done, steps, name)
-            if params.web:
-                web = _write_web(out / ASSET_GLB, out, params)
-            else:
-                missing = web_glb_unavailable()
-                if missing is not None:
-                    log.warning("export: %s not written: %s", ASSET_WEB_GLB, missing)
-                web = WebGlbExport(written=False, reason=missing or "export.web is false")
-                files += [out / ASSET_WEB_GLB] if web.written else []
-                done += 1
-                progress(done, steps, ASSET_WEB_GLB)
+            web = _write_web(out / ASSET_GLB, out, params) if params.web else _why_no_web()
+            files += [out / ASSET_WEB_GLB] if web.written else []
+            done += 1
+            progress(done, steps, ASSET_WEB_GLB)
         if params.obj:
             obj_mesh = textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture)
             files += write_obj(obj_mesh, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
@@ -206,6 +200,14 @@ def _write_web(source: Path, out: Path, params: ExportParams) -> WebGlbExport:
     return WebGlbExport(
         written=True, bytes=result.bytes, tool=result.tool, gltf_validator=validation, decoded_validator=decoded
     )
+
+
+def _why_no_web() -> WebGlbExport:
+    """asset.web.glb not asked for, or its tools missing here (a warning: the rest of the asset is fine)."""
+    missing = web_glb_unavailable()
+    if missing is not None:
+        log.warning("export: %s not written: %s", ASSET_WEB_GLB, missing)
+    return WebGlbExport(written=False, reason=missing or "export.web is false")
 
 
 def web_glb_unavailable() -> str | None:
