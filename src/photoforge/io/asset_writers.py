@@ -118,7 +118,8 @@ def _texture(stage: Usd.Stage, prim: str, file: Path, reader: UsdShade.Shader, *
 
     image = UsdShade.Shader.Define(stage, prim)
     image.CreateIdAttr("UsdUVTexture")
-    image.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(file.name)
+    # "./name": a bare name beside a second texture makes usd-core's packager warn that it cannot resolve it
+    image.CreateInput("file", Sdf.ValueTypeNames.Asset).Set(f"./{file.name}")
     image.CreateInput("st", Sdf.ValueTypeNames.Float2).ConnectToSource(reader.ConnectableAPI(), "result")
     image.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set("clamp")
     image.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set("clamp")
