@@ -87,10 +87,9 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
     shutil.copyfile(inputs.bake.dir / ALBEDO_PNG, texture)
     files: list[Path] = [texture]
     maps = {}  # asset.glb's normal and occlusion maps, beside the OBJ and in the USDZ
-    for name in (NORMAL_PNG, OCCLUSION_PNG):
-        if (inputs.bake.dir / name).is_file() and (params.obj or params.usdz):
-            maps[name] = shutil.copyfile(inputs.bake.dir / name, out / name)
-            files.append(out / name)
+    for name in _baked_maps(inputs.bake).values() if params.obj or params.usdz else ():
+        maps[name] = shutil.copyfile(inputs.bake.dir / name, out / name)
+        files.append(out / name)
     levels: list[ExportedLevel] = []
     web: WebGlbExport | None = None
     pairs = [(inputs.uv, inputs.bake, ASSET_GLB)]
@@ -123,9 +122,7 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
     except (OSError, RuntimeError, ValueError) as exc:
         raise StageError("export", f"writing the asset failed: {exc}", out) from exc
     for level in levels:
-        if level.gltf_validator.available and level.gltf_validator.errors != 0:
-            messages = level.gltf_validator.messages
-            raise StageError("export", f"glTF-Validator found errors: {messages}", out / level.file)
+        _fail_on_errors(level.gltf_validator, out / level.file)
     validation = levels[0].gltf_validator if levels else GltfValidation(available=False, reason="GLB not exported")
     surface = inputs.mesh.metrics_as(MeshMetrics)
     sizes = {f.name: f.stat().st_size for f in files}
@@ -155,27 +152,24 @@ def _write_level(uv_result: StageResult, bake_result: StageResult, path: Path, p
 
     mesh = UVMesh.read(uv_result.dir)
     baked = bake_result.metrics_as(BakeMetrics)
-    normal_map = bake_result.dir / NORMAL_PNG
-    occlusion = bake_result.dir / OCCLUSION_PNG
-    has_normals = normal_map.is_file()
+    maps = {role: bake_result.dir / name for role, name in _baked_maps(bake_result).items()}
     write_glb(
         path,
         vertices=mesh.vertices,
         faces=mesh.faces,
         uvs=mesh.uvs,
         normals=mesh.normals,
-        tangents=mesh.tangents if has_normals else None,
+        tangents=mesh.tangents if "normal" in maps else None,
         albedo=bake_result.dir / ALBEDO_PNG,
-        normal_map=normal_map if has_normals else None,
-        occlusion=occlusion if occlusion.is_file() else None,
+        normal_map=maps.get("normal"),
+        occlusion=maps.get("occlusion"),
     )
-    maps = ["albedo"] + ["normal"] * has_normals + ["occlusion"] * occlusion.is_file()
     return ExportedLevel(
         file=path.name,
         level=mesh.level,
         faces=len(mesh.faces),
         texture_size=mesh.texture_size,
-        maps=maps,
+        maps=baked.maps,
         bytes=path.stat().st_size,
         gltf_validator=_validate(path, params),
         psnr_left_out=baked.psnr_left_out,
@@ -192,14 +186,26 @@ def _write_web(source: Path, out: Path, params: ExportParams) -> WebGlbExport:
 
     result = web_glb.write_web_glb(source, out / ASSET_WEB_GLB, max_texture=params.web_texture_size, workdir=out)
     validation = _validate(result.path, params)
-    with tempfile.TemporaryDirectory(prefix="photoforge-web-") as tmp:
-        decoded = _validate(web_glb.decode_web_glb(result.path, Path(tmp) / "decoded.glb"), params)
-    for checked in (validation, decoded):
-        if checked.available and checked.errors != 0:
-            raise StageError("export", f"glTF-Validator found errors: {checked.messages}", result.path)
+    _fail_on_errors(validation, result.path)
+    decoded = validation  # not run either (and nothing decoded for it) when the validator is not
+    if params.validate_gltf:
+        with tempfile.TemporaryDirectory(prefix="photoforge-web-") as tmp:
+            decoded = _validate(web_glb.decode_web_glb(result.path, Path(tmp) / "decoded.glb"), params)
+        _fail_on_errors(decoded, result.path)
     return WebGlbExport(
         written=True, bytes=result.bytes, tool=result.tool, gltf_validator=validation, decoded_validator=decoded
     )
+
+
+def _baked_maps(bake: StageResult) -> dict[str, str]:
+    """The bake's normal and occlusion maps (what its metrics say it wrote): role -> file name."""
+    made = bake.metrics_as(BakeMetrics).maps
+    return {role: name for role, name in (("normal", NORMAL_PNG), ("occlusion", OCCLUSION_PNG)) if role in made}
+
+
+def _fail_on_errors(validation: GltfValidation, glb: Path) -> None:
+    if validation.available and validation.errors != 0:
+        raise StageError("export", f"glTF-Validator found errors: {validation.messages}", glb)
 
 
 def _why_no_web() -> WebGlbExport:
