@@ -36,15 +36,21 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def unavailable_reason() -> str | None:
-    """Why a GLB cannot be loaded in a browser here (None: it can)."""
+def unavailable_reason(page: Path = LOADER_PAGE) -> str | None:
+    """Why a GLB cannot be opened in a browser with `page` (a tools/ page) here (None: it can)."""
     if chromium() is None:
         return "chromium is not installed (scripts/setup.sh installs it)"
     if not THREE.is_file():
         return "tools/node_modules/three missing (scripts/setup.sh installs it)"
-    if not LOADER_PAGE.is_file():
-        return f"{LOADER_PAGE} missing"
+    if not page.is_file():
+        return f"{page} missing"
     return None
+
+
+def page_result(dom: str) -> str | None:
+    """What a tools/ page wrote into its #result (None: no #result in the DOM)."""
+    found = _RESULT.search(dom)
+    return html.unescape(found.group(1)).strip() if found else None
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -150,10 +156,9 @@ def load_gltf(path: Path, *, timeout: float = 90) -> str:
             dom = dump_dom(f"{base}/{LOADER_PAGE.name}?glb=/asset.glb", timeout=timeout)
         except RuntimeError as exc:
             return f"error: {exc}"
-    found = _RESULT.search(dom)
-    if found is None:
+    text = page_result(dom)
+    if text is None:
         return f"error: no result in the page: {dom[-300:]}"
-    text = html.unescape(found.group(1)).strip()
     return "error: the page was still loading when chromium's time budget ran out" if text == "loading" else text
 
 

@@ -13,8 +13,6 @@ rendered ('done ...') or why not ('error: ...'). The page is served with `browse
 
 from __future__ import annotations
 
-import html
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,23 +21,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from photoforge.qa.browser_load import THREE, TOOLS, chromium, run_chromium, serve
+from photoforge.qa import browser_load
+from photoforge.qa.browser_load import TOOLS, run_chromium, serve
 
 SHADE_PAGE = TOOLS / "shade_gltf.html"
-_RESULT = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
 
 Box = tuple[float, float, float, float, float, float]  # min x, y, z, max x, y, z
 
 
 def unavailable_reason() -> str | None:
     """Why a GLB cannot be rendered in a browser here (None: it can)."""
-    if chromium() is None:
-        return "chromium is not installed (scripts/setup.sh installs it)"
-    if not THREE.is_file():
-        return "tools/node_modules/three missing (scripts/setup.sh installs it)"
-    if not SHADE_PAGE.is_file():
-        return f"{SHADE_PAGE} missing"
-    return None
+    return browser_load.unavailable_reason(SHADE_PAGE)
 
 
 def union_box(*vertices: np.ndarray) -> Box:
@@ -107,8 +99,7 @@ def render_gltf(
         raise RuntimeError(f"no file at {source}")
     with serve(TOOLS, {"/asset.glb": source}) as base:
         pixels, dom = screenshot(f"{base}/{SHADE_PAGE.name}?{query}", width=size, height=size, timeout=timeout)
-    found = _RESULT.search(dom)
-    said = html.unescape(found.group(1)).strip() if found else ""
+    said = browser_load.page_result(dom) or ""
     if said == "loading":
         raise RuntimeError(f"three.js was still loading {source.name} when chromium's time budget ran out")
     if not said.startswith("done"):
