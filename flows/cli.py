@@ -193,8 +193,19 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("open", help="print (or open) the latest asset, turntable and report of a capture")
     show.add_argument("capture", help="capture folder or its name in the workspace")
     show.add_argument("--workspace", type=Path, default=Path("workspace"))
-    show.add_argument("--browser", action="store_true", help="open the report in the default browser")
+    show.add_argument(
+        "--browser", action="store_true", help="open the report at its 3D viewer (report.html#viewer) in the browser"
+    )
     show.set_defaults(handler=_cmd_open)
+
+    handoff = sub.add_parser(
+        "handoff", help="write a capture's posed photos for nerfstudio or COLMAP (asset.glb's frame)"
+    )
+    handoff.add_argument("capture", help="capture folder or its name in the workspace")
+    handoff.add_argument("--to", required=True, choices=("nerfstudio", "colmap"), help="the tool's layout")
+    handoff.add_argument("out", type=Path, help="folder to write (new, empty, or an earlier hand-off)")
+    handoff.add_argument("--workspace", type=Path, default=Path("workspace"))
+    handoff.set_defaults(handler=_cmd_handoff)
     return parser
 
 
@@ -437,7 +448,16 @@ def _cmd_open(args: argparse.Namespace) -> int:
     if args.browser and (outputs / REPORT_HTML).is_file():
         import webbrowser
 
-        webbrowser.open((outputs / REPORT_HTML).resolve().as_uri())
+        webbrowser.open((outputs / REPORT_HTML).resolve().as_uri() + "#viewer")  # its <section id="viewer">
+    return 0
+
+
+def _cmd_handoff(args: argparse.Namespace) -> int:
+    from photoforge.io.handoff import handoff
+
+    done = handoff(args.workspace, args.capture, args.to, args.out)
+    how = "hard-linked" if done.linked else "copied"
+    out.print(f"{done.images} images ({how}) and the {done.target} cameras in {escape(_short(str(done.out)))}")
     return 0
 
 

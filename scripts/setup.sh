@@ -24,17 +24,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# Node tools (glTF-Validator, gltfpack, three.js): node from Debian if missing, the packages from the npm
-# registry, again whenever tools/package.json or its lock changed (a stamp in node_modules records them).
+# Node tools (glTF-Validator, gltfpack, three.js, Spark, esbuild): node from Debian if missing, the packages
+# from the npm registry, and the report's viewer bundled (tools/viewer/dist/viewer.js), again whenever
+# tools/package.json, its lock or the viewer's source changed (a stamp in node_modules records them).
 if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 node_stamp=tools/node_modules/.photoforge-installed
-if command -v npm >/dev/null 2>&1 && ! cat tools/package.json tools/package-lock.json | cmp -s - "$node_stamp"; then
-  echo "setup: installing the node tools in tools/node_modules"
+node_inputs=(tools/package.json tools/package-lock.json tools/viewer/viewer.js tools/viewer/licenses.mjs)
+if command -v npm >/dev/null 2>&1 && ! { cat "${node_inputs[@]}" | cmp -s - "$node_stamp" && [ -f tools/viewer/dist/viewer.js ]; }; then
+  echo "setup: installing the node tools in tools/node_modules and bundling the report's viewer"
   (cd tools && { npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund; })
-  cat tools/package.json tools/package-lock.json >"$node_stamp"
+  (cd tools && npm run --silent build-viewer)
+  cat "${node_inputs[@]}" >"$node_stamp"
 fi
 
 stamp=.venv/.photoforge-installed

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photoforge.geometry.detail_levels import DetailLevel
+from photoforge.stage import StageResult
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 SAMPLE_GT = ROOT / "data" / "sample_gt"
@@ -127,6 +130,59 @@ def asset_run(synthetic, dense_run: dict) -> dict:  # type: ignore[no-untyped-de
         **dense_run, "synthetic": synthetic, "scale": metres, "asset": isolated, "mesh": surface, "uv": atlas,
         "bake": texture, "export": delivered,
     }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def shown(asset_run: dict) -> dict:
+    """asset_run continued: turntable (24 frames, 320 x 240) -> report (with its 3D viewer)."""
+    from photoforge.stages import report, turntable
+
+    store, cfg = asset_run["store"], asset_run["cfg"]
+    params = cfg.turntable.model_copy(update={"frames": 24, "width": 320, "height": 240})
+    video = turntable.STAGE.execute(
+        store, turntable.TurntableInputs(uv=asset_run["uv"], bake=asset_run["bake"]), params
+    )
+    results = {name: asset_run[key] for name, key in (("ingest", "frames"), ("poses", "sparse"), ("depth", "depth"))}
+    results |= {name: asset_run[name] for name in ("fusion", "mesh", "uv", "bake", "export")}
+    results |= {name: asset_run[name] for name in ("scale", "asset") if name in asset_run}  # when the run has them
+    results["turntable"] = video
+    inputs = report.ReportInputs(
+        capture="synthetic", results=results, preset="standard", overrides={"uv.texture_size": 1024}
+    )
+    page = report.STAGE.execute(store, inputs, cfg.report)
+    return {"turntable": video, "report": page, "background": np.array(params.background), "results": results}
+
+
+def level_artefacts(asset_run: dict, level: DetailLevel, **bake_overrides: object) -> tuple[StageResult, StageResult]:
+    """uv and bake of one more detail level of asset_run's surface."""
+    from photoforge.stages import bake, uv
+
+    store, cfg = asset_run["store"], asset_run["cfg"]
+    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=asset_run["mesh"], level=level), cfg.uv)
+    inputs = bake.BakeInputs(
+        capture=asset_run["synthetic"].capture, ingest=asset_run["frames"], poses=asset_run["sparse"],
+        depth=asset_run["depth"], mesh=asset_run["mesh"], uv=atlas,
+    )  # fmt: skip
+    texture = bake.STAGE.execute(store, inputs, cfg.bake.model_copy(update=bake_overrides))
+    return atlas, texture
+
+
+@pytest.fixture(scope="session")
+def raw_level(asset_run: dict) -> tuple[StageResult, StageResult]:
+    """asset_run's surface as it is (no decimation), 1024 px maps."""
+    return level_artefacts(asset_run, DetailLevel(name="raw", faces=None, texture_size=1024))
+
+
+@pytest.fixture(scope="session")
+def with_lod(asset_run: dict) -> StageResult:
+    """asset_run's export with one LOD (3000 faces, 512 px maps) beside asset.glb."""
+    from photoforge.stages import export
+
+    lod_uv, lod_bake = level_artefacts(asset_run, DetailLevel(name="custom", faces=3000, texture_size=512))
+    inputs = export.ExportInputs(
+        mesh=asset_run["mesh"], uv=asset_run["uv"], bake=asset_run["bake"], lod_uvs=[lod_uv], lod_bakes=[lod_bake]
+    )
+    return export.STAGE.execute(asset_run["store"], inputs, asset_run["cfg"].export)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

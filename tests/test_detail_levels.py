@@ -22,7 +22,7 @@ from photoforge.layout import ASSET_GLB, ASSET_WEB_GLB, NORMAL_PNG, OCCLUSION_PN
 from photoforge.presets import load_preset
 from photoforge.qa import browser_load, gltf_validation
 from photoforge.stage import StageResult
-from photoforge.stages import bake, export, uv
+from photoforge.stages import export
 from photoforge.summary import RunSummary, StageRow
 
 
@@ -40,31 +40,6 @@ def test_levels_follow_apple_budgets_and_overrides() -> None:
         DetailLevel(name="preview", faces=25_000, texture_size=1024),  # never above asset.glb's texture
         DetailLevel(name="custom", faces=8000, texture_size=1024),
     ]
-
-
-def _level(asset_run: dict, level: DetailLevel, **bake_overrides: object) -> tuple[StageResult, StageResult]:
-    store, cfg = asset_run["store"], asset_run["cfg"]
-    atlas = uv.STAGE.execute(store, uv.UVInputs(mesh=asset_run["mesh"], level=level), cfg.uv)
-    inputs = bake.BakeInputs(
-        capture=asset_run["synthetic"].capture, ingest=asset_run["frames"], poses=asset_run["sparse"],
-        depth=asset_run["depth"], mesh=asset_run["mesh"], uv=atlas,
-    )  # fmt: skip
-    texture = bake.STAGE.execute(store, inputs, cfg.bake.model_copy(update=bake_overrides))
-    return atlas, texture
-
-
-@pytest.fixture(scope="module")
-def raw_level(asset_run: dict) -> tuple[StageResult, StageResult]:
-    return _level(asset_run, DetailLevel(name="raw", faces=None, texture_size=1024))
-
-
-@pytest.fixture(scope="module")
-def with_lod(asset_run: dict, tmp_path_factory: pytest.TempPathFactory) -> StageResult:
-    lod_uv, lod_bake = _level(asset_run, DetailLevel(name="custom", faces=3000, texture_size=512))
-    inputs = export.ExportInputs(
-        mesh=asset_run["mesh"], uv=asset_run["uv"], bake=asset_run["bake"], lod_uvs=[lod_uv], lod_bakes=[lod_bake]
-    )
-    return export.STAGE.execute(asset_run["store"], inputs, asset_run["cfg"].export)
 
 
 def test_low_poly_keeps_shape_and_its_normal_map_beats_its_own_normals(asset_run: dict) -> None:

@@ -14,6 +14,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from support_stages import handmade_artefact
 
 from photoforge.geometry.pointcloud import write_ply
 from photoforge.layout import (
@@ -31,28 +32,10 @@ from photoforge.metrics import AssetMetrics, ScaleMetrics, TurntableMetrics
 from photoforge.report.html import SECTIONS
 from photoforge.report.isolation_html import asset_section
 from photoforge.report.isolation_view import ISOLATION_PNG, SIZE
-from photoforge.stage import StageMetrics, StageResult, no_progress
-from photoforge.stages import report, turntable
+from photoforge.stage import StageResult, no_progress
+from photoforge.stages import report
 
-FRAMES, WIDTH, HEIGHT = 24, 320, 240
-
-
-@pytest.fixture(scope="module")
-def shown(asset_run: dict) -> dict:
-    store, cfg = asset_run["store"], asset_run["cfg"]
-    params = cfg.turntable.model_copy(update={"frames": FRAMES, "width": WIDTH, "height": HEIGHT})
-    video = turntable.STAGE.execute(
-        store, turntable.TurntableInputs(uv=asset_run["uv"], bake=asset_run["bake"]), params
-    )
-    results = {name: asset_run[key] for name, key in (("ingest", "frames"), ("poses", "sparse"), ("depth", "depth"))}
-    results |= {name: asset_run[name] for name in ("fusion", "mesh", "uv", "bake", "export")}
-    results |= {name: asset_run[name] for name in ("scale", "asset") if name in asset_run}  # when the run has them
-    results["turntable"] = video
-    inputs = report.ReportInputs(
-        capture="synthetic", results=results, preset="standard", overrides={"uv.texture_size": 1024}
-    )
-    page = report.STAGE.execute(store, inputs, cfg.report)
-    return {"turntable": video, "report": page, "background": np.array(params.background), "results": results}
+FRAMES, WIDTH, HEIGHT = 24, 320, 240  # the `shown` fixture's turntable (tests/conftest.py)
 
 
 def _decode(path: Path) -> tuple[dict, list[np.ndarray]]:
@@ -161,16 +144,6 @@ WORLD_TO_ASSET = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
 GREEN, GREY = (40, 200, 60), (128, 128, 128)
 
 
-def _artefact(root: Path, stage: str, metrics: StageMetrics) -> StageResult:
-    """A stage's artefact written by hand: its manifest and metrics (the caller adds its files)."""
-    path = root / stage
-    path.mkdir(parents=True)
-    values = metrics.as_manifest()
-    (path / "manifest.json").write_text(json.dumps({"key": f"{stage}-key", "seconds": 1.0, "metrics": values}))
-    return StageResult(stage=stage, key=f"{stage}-key", path=str(path), metrics=values, reused=False, seconds=1.0,
-                       compute_seconds=1.0)  # fmt: skip
-
-
 def _isolated_object(root: Path) -> StageResult:
     """An object (a green box standing on y = 0) kept; the grey floor under it and a floater removed."""
     rng = np.random.default_rng(0)
@@ -183,7 +156,7 @@ def _isolated_object(root: Path) -> StageResult:
         removed={"outside_region": 0, "support": 8000, "floaters": 500}, removed_percent=29.82, crop=None,
         crop_source="auto", units="sfm", summary="object",
     )  # fmt: skip
-    result = _artefact(root, "asset", metrics)
+    result = handmade_artefact(root, "asset", metrics)
     removed = np.concatenate([floor, floater])
     for name, points, colour in ((OBJECT_PLY, box, GREEN), (REMOVED_PLY, removed, GREY)):
         world = points @ WORLD_TO_ASSET  # asset = R world, so world = R^T asset
@@ -202,7 +175,7 @@ def isolated(shown: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         source="none", units="sfm", marker_size_m=None, dictionary=None, markers_found=0, views_with_markers=0,
         metres_per_unit=None, spread_percent=None, summary="no scale",
     )  # fmt: skip
-    results = shown["results"] | {"scale": _artefact(root, "scale", scale), "asset": _isolated_object(root)}
+    results = shown["results"] | {"scale": handmade_artefact(root, "scale", scale), "asset": _isolated_object(root)}
     out = root / "report"
     out.mkdir()
     inputs = report.ReportInputs(capture="synthetic", results=results, preset="standard", overrides={})

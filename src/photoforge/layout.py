@@ -96,6 +96,7 @@ SHEET = "contact_sheet.png"
 # report
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
+VIEWER_DIR = "viewer"  # report.html's 3D viewer: its bundle and a data script per model
 # WORKSPACE/CAPTURE/outputs: the latest run's deliverables under these same names
 OUTPUTS_DIR = "outputs"
 RUN_JSON = "run.json"
@@ -111,7 +112,7 @@ DELIVERABLES: dict[str, tuple[str, ...]] = {
     ),
     "splat": (SPLATS_PLY,),
     "turntable": (VIDEO, POSTER, SHEET, SPLAT_VIDEO),
-    "report": (REPORT_HTML, REPORT_JSON),
+    "report": (REPORT_HTML, REPORT_JSON, VIEWER_DIR),  # VIEWER_DIR: a folder
 }
 # What `photoforge run` points the user at, in this order.
 HEADLINE_OUTPUTS = (ASSET_GLB, VIDEO, REPORT_HTML)

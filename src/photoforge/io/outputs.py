@@ -22,6 +22,8 @@ def publish(outputs: Path, summary: RunSummary) -> Path:
             source = Path(row.path or "") / name
             if source.is_file():
                 shutil.copyfile(source, staging / name)
+            elif source.is_dir():  # the report's viewer/ folder
+                shutil.copytree(source, staging / name)
     record = {
         "status": summary.status,
         "preset": summary.preset,

@@ -14,9 +14,11 @@ from photoforge.layout import SPLAT_VIDEO, VIDEO
 from photoforge.report.isolation_html import asset_section, scale_section
 from photoforge.report.levels_html import levels_section
 from photoforge.report.markup import fmt, table
+from photoforge.report.viewer import VIEWER_CSS, ViewerConfig, section
 
 SECTIONS = (
     ("verdict", "Verdict"),
+    ("viewer", "3D viewer"),
     ("inputs", "Inputs"),
     ("poses", "Camera poses"),
     ("scale", "Scale"),
@@ -79,7 +81,7 @@ figcaption {{ font-size: 12px; color: #555; }} .ok {{ color: #1a7f37; }} .bad {{
 .unchecked {{ color: #9a6700; font-weight: 600; }}
 .hint {{ background: #fff8e1; border-left: 3px solid #e0a800; padding: .4em .8em; }}
 video {{ max-width: 640px; display: block; }}
-</style></head>
+{VIEWER_CSS}</style></head>
 <body><h1>{title}</h1><p>preset <b>{html.escape(report["preset"])}</b>,
 overrides {html.escape(json.dumps(report.get("overrides", {})))}</p>
 {RUN_PLACEHOLDER}
@@ -127,6 +129,8 @@ def _section(key: str, r: dict[str, Any]) -> str:
         return asset_section(r["asset"])
     if key == "levels":
         return levels_section(r["levels"])
+    if key == "viewer":
+        return section(ViewerConfig.model_validate(r["viewer"]))
     if key == "evaluation":
         rows = [
             (e["name"], f"{'left out' if e['left_out'] else 'used'}: PSNR {e['psnr']} dB, SSIM {e['ssim']}, "

@@ -14,6 +14,9 @@ from pydantic import Field
 from photoforge.errors import StageError
 from photoforge.layout import (
     ALBEDO_PNG,
+    ASSET_GLB,
+    ASSET_USDZ,
+    ASSET_WEB_GLB,
     BAKE_JSON,
     COVERAGE_PNG,
     DETAIL_PNG,
@@ -23,10 +26,12 @@ from photoforge.layout import (
     REPORT_HTML,
     REPORT_JSON,
     SHEET,
+    SPLATS_PLY,
     STAGE_ORDER,
     DepthViews,
     Frames,
     read_json,
+    world_to_asset,
 )
 from photoforge.metrics import (
     AssetMetrics,
@@ -42,9 +47,11 @@ from photoforge.metrics import (
     SplatMetrics,
     TurntableMetrics,
 )
+from photoforge.report import viewer
 from photoforge.report.checks import FAILED, NOT_CHECKED, checks, verdict
 from photoforge.report.html import image_data_uri, render
 from photoforge.report.isolation_view import ELEVATIONS_DEG, ISOLATION_PNG, write_isolation_picture
+from photoforge.report.viewer import ViewerConfig
 from photoforge.stage import Progress, Stage, StageInputs, StageMetrics, StageParams, StageResult
 from photoforge.store import read_manifest, write_json
 
@@ -68,6 +75,13 @@ class ReportParams(StageParams):
         0.05, ge=0, le=1, description="check, objects: share of the mesh's surface on the support plane at most"
     )
     max_scale_spread_percent: float = Field(2.0, gt=0, description="check: the markers' scales disagree at most (%)")
+    viewer: bool = Field(True, description="an interactive 3D viewer in report.html (needs scripts/setup.sh's bundle)")
+    viewer_max_splats: int = Field(
+        300_000, ge=1, description="splats in the viewer's copy at most (the most opaque; splats.ply keeps all)"
+    )
+    viewer_build: str | None = Field(
+        None, description="set by the stage, not a setting: the viewer bundle's hash, so a new viewer re-runs"
+    )
 
 
 class ReportInputs(StageInputs):
@@ -85,6 +99,7 @@ class ReportInputs(StageInputs):
 
 def run(inputs: ReportInputs, *, out: Path, params: ReportParams, progress: Progress) -> ReportMetrics:
     report = _contents(inputs)
+    report["viewer"] = _viewer(inputs.results, out, params).model_dump(mode="json")
     report["checks"] = checks(report, params)
     report["verdict"] = verdict(report["checks"])
     progress(1, 2, "images")
@@ -165,6 +180,51 @@ def _contents(inputs: ReportInputs) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _viewer(results: dict[str, StageResult], out: Path, params: ReportParams) -> ViewerConfig:
+    """The viewer's files under out/viewer/: the delivered GLBs (asset.glb first, its LODs, then the web GLB
+    when the export wrote one), and the splats in the asset frame, thinned."""
+    if not params.viewer:
+        return ViewerConfig(available=False, reason=viewer.unavailable_reason() or "report.viewer is false")
+    export_dir = results["export"].dir
+    export = results["export"].metrics_as(ExportMetrics)
+    levels = [
+        viewer.ModelFile(export_dir / level.file, level.file,
+                         f"{level.file}: {level.level}, {level.faces:,} faces, {level.texture_size} px maps")
+        for level in export.levels
+        if (export_dir / level.file).is_file()
+    ]  # fmt: skip
+    if export.web is not None and export.web.written and (export_dir / ASSET_WEB_GLB).is_file():
+        label = f"{ASSET_WEB_GLB}: asset.glb compressed for the web ({(export.web.bytes or 0) / 1e6:.1f} MB)"
+        levels.append(viewer.ModelFile(export_dir / ASSET_WEB_GLB, ASSET_WEB_GLB, label))
+    if not levels and (export_dir / ASSET_GLB).is_file():
+        levels.append(viewer.ModelFile(export_dir / ASSET_GLB, ASSET_GLB, ASSET_GLB))
+    splats = None
+    if "splat" in results and (results["splat"].dir / SPLATS_PLY).is_file():
+        splats = _viewer_splats(results["splat"].dir / SPLATS_PLY, results["mesh"].dir, out, params.viewer_max_splats)
+    present = [name for name in (ASSET_USDZ, ASSET_GLB) if (export_dir / name).is_file()]
+    config = viewer.write_viewer(
+        out,
+        levels=levels,
+        splats=splats,
+        usdz=ASSET_USDZ if ASSET_USDZ in present else None,
+        download=ASSET_GLB if ASSET_GLB in present else None,
+    )
+    if splats is not None:
+        splats.path.unlink()  # its bytes are in the viewer's data script now
+    return config
+
+
+def _viewer_splats(ply: Path, mesh_dir: Path, out: Path, max_count: int) -> viewer.ModelFile:
+    """The splats as the viewer shows them: in the asset frame (where the GLBs are), at most max_count."""
+    from photoforge.splatting.ply import read_splat_ply, write_splat_ply  # torch: only with splats
+    from photoforge.splatting.transform import thinned, transformed
+
+    shown = thinned(read_splat_ply(ply), max_count)
+    scratch = out / f".{SPLATS_PLY}"
+    write_splat_ply(scratch, transformed(shown, world_to_asset(mesh_dir)))
+    return viewer.ModelFile(scratch, SPLATS_PLY, f"{SPLATS_PLY}: {len(shown):,} splats")
+
+
 def _validator_errors(export: ExportMetrics) -> int | None:
     """glTF-Validator errors over every GLB the export wrote (asset.glb, LODs, web); None: asset.glb unchecked."""
     if not export.gltf_validator.available:
@@ -235,4 +295,11 @@ def _isolation_images(results: dict[str, StageResult], out: Path) -> dict[str, l
     return {"asset": [(image_data_uri(out / ISOLATION_PNG), caption)]}
 
 
-STAGE = Stage("report", inputs=ReportInputs, params=ReportParams, metrics=ReportMetrics, run=run)
+def resolve(params: ReportParams) -> ReportParams:
+    """The viewer only where its bundle is built, and the bundle's hash in the key: running scripts/setup.sh
+    afterwards, or a new viewer, re-runs the report rather than reusing one without it."""
+    build = viewer.bundle_digest() if params.viewer else None
+    return params.model_copy(update={"viewer": build is not None, "viewer_build": build})
+
+
+STAGE = Stage("report", inputs=ReportInputs, params=ReportParams, metrics=ReportMetrics, run=run, resolve=resolve)
