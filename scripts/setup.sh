@@ -24,6 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Optional packages a caller asks for (scripts/test.sh: Blender, to check the GLBs in its glTF importer):
+# best effort, a test that needs one skips without it.
+if [ -n "${PHOTOFORGE_APT_EXTRA:-}" ] && command -v apt-get >/dev/null 2>&1; then
+  extra=()
+  for pkg in ${PHOTOFORGE_APT_EXTRA}; do dpkg -s "$pkg" >/dev/null 2>&1 || extra+=("$pkg"); done
+  if [ ${#extra[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing optional packages: ${extra[*]}"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${extra[@]}" >/dev/null; } || echo "setup: could not install ${extra[*]}: the tests that need them skip"
+  fi
+fi
+
 # Node tools (glTF-Validator, gltfpack, three.js, Spark, esbuild): node from Debian if missing, the packages
 # from the npm registry, and the report's viewer bundled (tools/viewer/dist/viewer.js), again whenever
 # tools/package.json, its lock or the viewer's source changed (a stamp in node_modules records them).
