@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from photoforge.layout import BAKE_JSON, POSTER, REPORT_HTML, RUN_JSON, read_json
+from photoforge.layout import BAKE_JSON, POSTER, REPORT_HTML, REPORT_JSON, RUN_JSON, read_json
 from photoforge.summary import RunSummary
 
 FILES_PORT_ENV = "PHOTOFORGE_FILES_PORT"
@@ -77,9 +77,14 @@ def _pictures(summary: RunSummary, workspace: Path, viewer: str | None) -> list[
 
 
 def _viewer_url(workspace: Path, outputs: Path) -> str | None:
-    """report.html#viewer on the file server: the report opened at its interactive 3D viewer."""
+    """report.html#viewer on the file server: the report opened at its interactive 3D viewer (None: the
+    report has no viewer, e.g. setup's bundle was missing)."""
     report = _url(workspace, outputs / REPORT_HTML)
-    return f"{report}#{VIEWER_ANCHOR}" if report else None
+    try:
+        has_viewer = bool(read_json(outputs / REPORT_JSON)["viewer"]["available"])
+    except (OSError, ValueError, KeyError, TypeError):
+        has_viewer = False
+    return f"{report}#{VIEWER_ANCHOR}" if report and has_viewer else None
 
 
 def _url(workspace: Path, path: Path) -> str | None:

@@ -14,11 +14,12 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, capture_name, config_hash, reconstruct
+from flows.reconstruct import DEFAULT_WORKSPACE, PipelineFailed, config_hash, reconstruct
 from flows.runners import StoppableThreadPoolTaskRunner
 from photoforge.errors import PhotoforgeError
 from photoforge.io.capture_files import CaptureFolder
 from photoforge.io.outputs import RUN_JSON
+from photoforge.layout import capture_name
 from photoforge.presets import load_preset
 from photoforge.stages import ingest
 from tasks.futures import result_when_done

@@ -30,7 +30,7 @@ from flows.shutdown import (
     stop_process_group,
 )
 from photoforge.errors import PhotoforgeError, StageError
-from photoforge.layout import HEADLINE_OUTPUTS, REPORT_HTML, STAGE_ORDER
+from photoforge.layout import HANDOFF_TARGETS, HEADLINE_OUTPUTS, REPORT_HTML, STAGE_ORDER, named_capture
 
 # Start-up: `photoforge --help`, `presets` and `server` import no Prefect flow and no stage's heavy library
 # (torch, open3d, pycolmap, ...): flows.*, prefect and photoforge.presets are imported by the commands that
@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
         "handoff", help="write a capture's posed photos for nerfstudio or COLMAP (asset.glb's frame)"
     )
     handoff.add_argument("capture", help="capture folder or its name in the workspace")
-    handoff.add_argument("--to", required=True, choices=("nerfstudio", "colmap"), help="the tool's layout")
+    handoff.add_argument("--to", required=True, choices=HANDOFF_TARGETS, help="the tool's layout")
     handoff.add_argument("out", type=Path, help="folder to write (new, empty, or an earlier hand-off)")
     handoff.add_argument("--workspace", type=Path, default=Path("workspace"))
     handoff.set_defaults(handler=_cmd_handoff)
@@ -436,9 +436,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
-    from flows.reconstruct import capture_name
-
-    name = capture_name(args.capture) if Path(args.capture).exists() else args.capture
+    name = named_capture(args.capture)
     outputs = args.workspace / name / "outputs"
     found = [outputs / n for n in HEADLINE_OUTPUTS if (outputs / n).is_file()]
     if not found:
@@ -455,7 +453,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
 def _cmd_handoff(args: argparse.Namespace) -> int:
     from photoforge.io.handoff import handoff
 
-    done = handoff(args.workspace, args.capture, args.to, args.out)
+    done = handoff(args.workspace, args.capture, target=args.to, out=args.out)
     how = "hard-linked" if done.linked else "copied"
     out.print(f"{done.images} images ({how}) and the {done.target} cameras in {escape(_short(str(done.out)))}")
     return 0

@@ -19,7 +19,7 @@ from flows.shutdown import is_interruption
 from photoforge.errors import PhotoforgeError, StageError, user_facing_os_error
 from photoforge.hashing import combine
 from photoforge.io.outputs import publish
-from photoforge.layout import STAGE_ORDER
+from photoforge.layout import STAGE_ORDER, capture_name
 from photoforge.presets import PipelineConfig, load_preset, load_presets
 from photoforge.stage import StageResult
 from photoforge.stages.splat import cannot_run_here
@@ -154,11 +154,6 @@ def why_not(cfg: PipelineConfig) -> str | None:
 def config_hash(cfg: PipelineConfig) -> str:
     """Identifies the full set of stage params a run used (batch skips captures done with the same)."""
     return combine(cfg.model_dump(mode="json"))
-
-
-def capture_name(capture: str) -> str:
-    """The capture's folder name names its artefact tree (WORKSPACE/CAPTURE/...)."""
-    return Path(capture).resolve().name or "capture"
 
 
 class _UntilReached(Exception):

@@ -49,8 +49,12 @@ node_inputs=(tools/package.json tools/package-lock.json tools/viewer/viewer.js t
 if command -v npm >/dev/null 2>&1 && ! { cat "${node_inputs[@]}" | cmp -s - "$node_stamp" && [ -f tools/viewer/dist/viewer.js ]; }; then
   echo "setup: installing the node tools in tools/node_modules and bundling the report's viewer"
   (cd tools && { npm ci --silent --no-audit --no-fund 2>/dev/null || npm install --silent --no-audit --no-fund; })
-  (cd tools && npm run --silent build-viewer)
-  cat "${node_inputs[@]}" >"$node_stamp"
+  # the viewer is optional: without its bundle the report says so where the viewer would be
+  if (cd tools && npm run --silent build-viewer); then
+    cat "${node_inputs[@]}" >"$node_stamp"
+  else
+    echo "setup: could not bundle the report's 3D viewer (tools/viewer): reports will have none" >&2
+  fi
 fi
 
 stamp=.venv/.photoforge-installed

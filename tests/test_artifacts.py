@@ -17,7 +17,7 @@ from flows import artifacts, cli
 from flows.artifacts import files_url, publish_artifacts
 from flows.file_server import serve_workspace
 from flows.loopback import free_port
-from photoforge.layout import BAKE_JSON, POSTER, REPORT_HTML
+from photoforge.layout import BAKE_JSON, POSTER, REPORT_HTML, REPORT_JSON
 from photoforge.summary import RunSummary, StageRow
 
 CAPTURE = "my cap"  # a space: URLs must be quoted
@@ -29,12 +29,13 @@ def _image(path: Path) -> Path:
     return path
 
 
-def _workspace(root: Path, *, poster: bool = True, bake: bool = True) -> RunSummary:
+def _workspace(root: Path, *, poster: bool = True, bake: bool = True, viewer: bool = True) -> RunSummary:
     """A finished run's summary over a tiny workspace: outputs with the poster and report, a bake dir."""
     workspace = root / "ws"
     outputs = workspace / CAPTURE / "outputs"
     outputs.mkdir(parents=True)
     (outputs / REPORT_HTML).write_text('<html><section id="viewer"></section></html>')
+    (outputs / REPORT_JSON).write_text(json.dumps({"viewer": {"available": viewer}}))
     if poster:
         _image(outputs / POSTER)
     bake_dir = workspace / CAPTURE / "bake" / "abc123"
@@ -91,6 +92,13 @@ def test_the_summary_shows_the_poster_and_left_out_pictures(
     keyed = [c for c in created["link"] if c.get("key") == "photoforge-viewer"]
     assert [c["link"] for c in keyed] == [viewer.group(1)]
     assert {c["link_text"] for c in created["link"]} == {"Open the 3D viewer", "report.html"}
+
+
+def test_no_viewer_link_when_the_report_has_no_viewer(tmp_path: Path, created: dict[str, list[dict[str, Any]]]) -> None:
+    publish_artifacts(_workspace(tmp_path, viewer=False))
+    (markdown,) = [c["markdown"] for c in created["markdown"]]
+    assert "Open the 3D viewer" not in markdown and "report.html#viewer" not in markdown
+    assert {c["link_text"] for c in created["link"]} == {"report.html"}
 
 
 def test_a_used_view_fills_in_when_one_view_was_left_out(

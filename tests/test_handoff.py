@@ -21,7 +21,8 @@ from conftest import SAMPLE
 from plyfile import PlyData
 
 from flows import cli
-from photoforge.io.handoff import HANDOFF_JSON, short_names, similarity_parts
+from photoforge.geometry.similarity import similarity_parts
+from photoforge.io.handoff import HANDOFF_JSON, short_names
 from photoforge.io.nerfstudio import Z_UP_FROM_Y_UP
 from photoforge.io.outputs import publish
 from photoforge.layout import OUTPUTS_DIR, RUN_JSON, SPARSE_DIR, UNDISTORTED, world_to_asset
@@ -267,3 +268,15 @@ def test_errors_say_what_to_do(run: dict, tmp_path: Path, capsys: pytest.Capture
     code, output = _main(["handoff", "gone", "--to", "colmap", out, "--workspace", str(workspace)], capsys)
     assert code == 2 and "the depth artefact of the latest run is gone" in output
     assert not Path(out).exists()
+
+    broken = workspace / "broken" / OUTPUTS_DIR / RUN_JSON
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    code, output = _main(["handoff", "broken", "--to", "colmap", out, "--workspace", str(workspace)], capsys)
+    assert code == 2 and "the run's records cannot be read" in output and "Traceback" not in output
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    args = ["handoff", "fountain", "--to", "colmap", str(a_file / "out"), "--workspace", str(run["workspace"])]
+    code, output = _main(args, capsys)
+    assert code == 2 and output.startswith("error: [handoff]") and "Traceback" not in output, output

@@ -118,6 +118,19 @@ DELIVERABLES: dict[str, tuple[str, ...]] = {
 HEADLINE_OUTPUTS = (ASSET_GLB, VIDEO, REPORT_HTML)
 
 
+HANDOFF_TARGETS = ("nerfstudio", "colmap")  # photoforge handoff --to: the layouts it writes
+
+
+def capture_name(capture: str) -> str:
+    """The capture's folder name names its artefact tree (WORKSPACE/CAPTURE/...)."""
+    return Path(capture).resolve().name or "capture"
+
+
+def named_capture(capture: str) -> str:
+    """What a command given CAPTURE (a capture folder, or a name in the workspace) looks up: the folder's name."""
+    return capture_name(capture) if Path(capture).exists() else capture
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

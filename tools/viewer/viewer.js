@@ -130,6 +130,7 @@ class Viewer {
   async showLevel(index) {
     const level = await this.level(index);
     for (const other of this.levels.values()) this.scene.remove(other.root);
+    level.root.visible = this.showing !== "splats"; // the splats stay alone on screen until switched off
     this.scene.add(level.root);
     this.current = index;
     this.applyLook();

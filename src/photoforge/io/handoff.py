@@ -36,19 +36,22 @@ from typing import Any, Literal
 import numpy as np
 
 from photoforge.errors import StageError, user_facing_os_error
+from photoforge.geometry.similarity import similarity_parts
 from photoforge.io.nerfstudio import POINTS_PLY, Z_UP_FROM_Y_UP, transforms, write_points_ply
 from photoforge.layout import (
+    HANDOFF_TARGETS,
     OUTPUTS_DIR,
     RUN_JSON,
     TRANSFORM_JSON,
     UNDISTORTED,
+    named_capture,
     read_json,
     world_to_asset,
 )
 from photoforge.store import is_complete
 
 Target = Literal["nerfstudio", "colmap"]
-TARGETS: tuple[Target, ...] = ("nerfstudio", "colmap")
+TARGETS: tuple[Target, ...] = HANDOFF_TARGETS
 HANDOFF_JSON = "photoforge-handoff.json"
 IMAGES_DIR = "images"
 TRANSFORMS_JSON = "transforms.json"
@@ -77,15 +80,9 @@ class Handoff:
     units: str  # "m", or "sfm" where the run found no scale
 
 
-def capture_name(capture: str) -> str:
-    """A capture folder's name (as flows.reconstruct.capture_name names its tree), or the name as given."""
-    path = Path(capture)
-    return (path.resolve().name or "capture") if path.exists() else capture
-
-
 def latest_run(workspace: Path, capture: str) -> RunArtefacts:
     """The depth and mesh artefacts of the capture's latest run (WORKSPACE/CAPTURE/outputs/run.json)."""
-    name = capture_name(capture)
+    name = named_capture(capture)
     if not (workspace / name).is_dir():
         cause = f"no capture {name!r} in this workspace: run `photoforge run {capture}` first (or pass --workspace)"
         raise StageError(STAGE, cause, workspace)
@@ -114,8 +111,28 @@ def _artefact(workspace: Path, name: str, record: dict[str, Any], stage: str, ca
     raise StageError(STAGE, cause, candidates[0])
 
 
-def handoff(workspace: Path, capture: str, target: Target, out: Path) -> Handoff:
-    """Write the capture's latest run into `out` for `target` (see the module's docstring)."""
+def handoff(workspace: Path, capture: str, *, target: Target, out: Path) -> Handoff:
+    """Write the capture's latest run into `out` for `target` (see the module's docstring).
+
+    Whatever a user can cause (a missing or unreadable file, a folder that cannot be written, a broken
+    run record or model) is a StageError with one line saying what to do.
+    """
+    try:
+        return _handoff(workspace, capture, target=target, out=out)
+    except StageError:
+        raise
+    except OSError as exc:
+        error = user_facing_os_error(STAGE, exc, out)
+        if error is exc:
+            where = Path(exc.filename) if exc.filename else out
+            raise StageError(STAGE, f"{exc.strerror or exc}: check the path and try again", where) from exc
+        raise error from exc
+    except ValueError as exc:  # a broken run.json, transform or model: its run is not usable
+        cause = f"the run's records cannot be read ({exc}): run `photoforge run {capture}` again"
+        raise StageError(STAGE, cause, workspace) from exc
+
+
+def _handoff(workspace: Path, capture: str, *, target: Target, out: Path) -> Handoff:
     if target not in TARGETS:
         raise StageError(STAGE, f"unknown target {target!r}: pass one of {', '.join(TARGETS)}")
     run = latest_run(workspace, capture)
@@ -126,33 +143,28 @@ def handoff(workspace: Path, capture: str, target: Target, out: Path) -> Handoff
         cause = f"no undistorted images and model in the depth artefact: run `photoforge run {capture}` again"
         raise StageError(STAGE, cause, undistorted)
     asset_from_world = world_to_asset(run.mesh)
+    similarity_parts(asset_from_world)  # ValueError now, before anything is written
     units = str(read_json(run.mesh / TRANSFORM_JSON).get("units", "sfm"))
     model = pycolmap.Reconstruction(str(undistorted / "sparse"))
     names = short_names([model.image(i).name for i in model.reg_image_ids()])
     _check_out(out)
-    try:
-        about = {
-            "capture": run.capture,
-            "to": target,
-            "depth_artefact": str(run.depth),
-            "mesh_artefact": str(run.mesh),
-            "units": units,
-            "complete": False,
-        }
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / HANDOFF_JSON, about)  # first: a hand-off stopped half-way is still recognised as one
-        _clear(out)
-        linked = place_images(undistorted / IMAGES_DIR, out / IMAGES_DIR, names)
-        if target == "nerfstudio":
-            _write_nerfstudio(model, names, asset_from_world, units, out, about)
-        else:
-            _write_colmap(model, names, asset_from_world, out)
-        _write_json(out / HANDOFF_JSON, {**about, "complete": True, "images": len(names)})
-    except OSError as exc:
-        error = user_facing_os_error(STAGE, exc, out)
-        if error is exc:
-            raise
-        raise error from exc
+    about = {
+        "capture": run.capture,
+        "to": target,
+        "depth_artefact": str(run.depth),
+        "mesh_artefact": str(run.mesh),
+        "units": units,
+        "complete": False,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / HANDOFF_JSON, about)  # first: a hand-off stopped half-way is still recognised as one
+    _clear(out)
+    linked = place_images(undistorted / IMAGES_DIR, out / IMAGES_DIR, names)
+    if target == "nerfstudio":
+        _write_nerfstudio(model, names, asset_from_world, units, out, about)
+    else:
+        _write_colmap(model, names, asset_from_world, out)
+    _write_json(out / HANDOFF_JSON, {**about, "complete": True, "images": len(names)})
     return Handoff(out, target, len(names), linked, units)
 
 
@@ -180,17 +192,6 @@ def place_images(source: Path, target: Path, names: dict[str, str]) -> bool:
             shutil.copyfile(src, dst)
             linked = False
     return linked
-
-
-def similarity_parts(frame_from_world: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(scale, rotation, translation) of a 4x4 similarity x_f = s R x + t; the rotation re-orthonormalised."""
-    linear = np.asarray(frame_from_world, float)[:3, :3]
-    det = float(np.linalg.det(linear))
-    if det <= 0:
-        raise StageError(STAGE, "the run's world-to-asset transform is not a proper similarity (det <= 0)")
-    scale = float(np.cbrt(det))
-    u, _, vt = np.linalg.svd(linear / scale)
-    return scale, u @ vt, np.asarray(frame_from_world, float)[:3, 3]
 
 
 def _write_nerfstudio(

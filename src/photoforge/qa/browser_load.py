@@ -116,6 +116,11 @@ COMMON_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 )  # fmt: skip
+# WebGL in software (SwiftShader: no GPU needed), one CSS pixel per pixel, no scrollbars in screenshots
+WEBGL_FLAGS = (
+    "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--hide-scrollbars", "--force-device-scale-factor=1",
+    "--disable-features=OptimizationGuideOnDeviceModel,OnDeviceModelService",
+)  # fmt: skip
 
 
 def run_chromium(flags: list[str], url: str, *, timeout: float) -> subprocess.CompletedProcess[str]:

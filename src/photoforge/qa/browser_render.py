@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from photoforge.qa import browser_load
-from photoforge.qa.browser_load import TOOLS, run_chromium, serve
+from photoforge.qa.browser_load import TOOLS, WEBGL_FLAGS, run_chromium, serve
 
 SHADE_PAGE = TOOLS / "shade_gltf.html"
 
@@ -49,9 +49,7 @@ def screenshot(
     with tempfile.TemporaryDirectory(prefix="photoforge-screenshot-") as scratch:
         shot = Path(scratch) / "screenshot.png"
         flags = [
-            "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-            "--disable-features=OptimizationGuideOnDeviceModel,OnDeviceModelService", "--hide-scrollbars",
-            "--force-device-scale-factor=1", f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}",
+            *WEBGL_FLAGS, f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}",
             f"--screenshot={shot}", "--dump-dom",
         ]  # fmt: skip
         run = run_chromium(flags, url, timeout=timeout)

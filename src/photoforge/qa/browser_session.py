@@ -20,26 +20,22 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from photoforge.qa.browser_load import COMMON_FLAGS, chromium
-
-WEBGL_FLAGS = (
-    "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--hide-scrollbars", "--force-device-scale-factor=1",
-    "--disable-features=OptimizationGuideOnDeviceModel,OnDeviceModelService",
-)  # fmt: skip
+from photoforge.qa.browser_load import COMMON_FLAGS, WEBGL_FLAGS, chromium
 
 
 class BrowserPage:
     """One page of a chromium started by `browser_page`; every call raises RuntimeError on a failure."""
 
-    def __init__(self, process: subprocess.Popen[bytes], to_browser: int, from_browser: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], *, to_browser: int, from_browser: int, log: Path) -> None:
         self._process = process
+        self._log = log
         self._to, self._from = to_browser, from_browser
         self._buffer = b""
         self._next_id = 0
@@ -50,7 +46,10 @@ class BrowserPage:
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if self._session is not None and not method.startswith("Target."):
             message["sessionId"] = self._session
-        os.write(self._to, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to, json.dumps(message).encode() + b"\0")
+        except OSError as exc:  # BrokenPipeError: chromium is gone
+            raise RuntimeError(f"chromium is gone ({exc}){self._said()}") from exc
         deadline = time.monotonic() + timeout
         while True:
             reply = self._read(deadline)
@@ -68,7 +67,7 @@ class BrowserPage:
             if ready:
                 chunk = os.read(self._from, 1 << 20)
                 if not chunk:
-                    raise RuntimeError("chromium closed its DevTools pipe (it exited)")
+                    raise RuntimeError(f"chromium closed its DevTools pipe (it exited){self._said()}")
                 self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -79,6 +78,14 @@ class BrowserPage:
         self._send("Page.enable")
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
         self._send("Emulation.setDeviceMetricsOverride", metrics)
+
+    def _said(self) -> str:
+        """The end of chromium's own log, to say why it failed."""
+        try:
+            lines = [x for x in self._log.read_text(errors="replace").splitlines() if "dbus" not in x.lower()]
+        except OSError:
+            return ""
+        return f": {' / '.join(lines[-3:])[-400:]}" if lines else ""
 
     def goto(self, url: str) -> None:
         self._send("Page.navigate", {"url": url})
@@ -93,14 +100,25 @@ class BrowserPage:
         return result.get("result", {}).get("value")
 
     def wait_for(self, expression: str, *, timeout: float) -> Any:
-        """Poll `expression` until it is truthy (its value) or `timeout` real seconds pass (RuntimeError)."""
+        """Poll `expression` until it is truthy (its value) or `timeout` real seconds pass (RuntimeError).
+
+        A script error counts as not yet: right after goto() the old document may still answer, or none.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as exc:
+                if self._process.poll() is not None:
+                    raise
+                value, last = None, exc
+            else:
+                last = None
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the page did not get there in {timeout:g} s: {expression}")
+                why = f" (last: {last})" if last else ""
+                raise RuntimeError(f"the page did not get there in {timeout:g} s: {expression}{why}")
             time.sleep(0.2)
 
     def screenshot(self) -> np.ndarray:
@@ -118,34 +136,58 @@ def browser_page(*, width: int, height: int, webgl: bool = True) -> Iterator[Bro
     browser = chromium()
     if browser is None:
         raise RuntimeError("chromium is not installed (scripts/setup.sh installs it)")
-    to_read, to_browser = os.pipe()  # chromium reads its commands on fd 3
-    from_browser, to_write = os.pipe()  # and writes its answers on fd 4
-    with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as profile:
+    with ExitStack() as stack:
+        profile = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoforge-chromium-")))
+        fds = _Descriptors()
+        stack.callback(fds.close_all)
+        to_read, to_browser = fds.pipe()  # chromium reads its commands on fd 3
+        from_browser, to_write = fds.pipe()  # and writes its answers on fd 4
+        log = profile / "chromium.log"
         flags = [*COMMON_FLAGS, *(WEBGL_FLAGS if webgl else ("--disable-gpu",)), "--remote-debugging-pipe"]
-        command = [browser, *flags, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
+        command = [browser, *flags, f"--user-data-dir={profile / 'user'}", f"--window-size={width},{height}",
+                   "about:blank"]  # fmt: skip
 
         def descriptors() -> None:  # in the child: the pipe ends at 3 and 4, copied above 10 first (no clobbering)
             high_read, high_write = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_read, to_write))
             os.dup2(high_read, 3)
             os.dup2(high_write, 4)
 
-        process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(3, 4),
-            preexec_fn=descriptors, start_new_session=True,
-        )  # fmt: skip
-        os.close(to_read)
-        os.close(to_write)
-        try:
-            page = BrowserPage(process, to_browser, from_browser)
-            page._attach(width=width, height=height)
-            yield page
-        finally:
-            os.close(to_browser)
-            os.close(from_browser)
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+        with log.open("wb") as said:
+            process = subprocess.Popen(
+                command, stdout=said, stderr=said, pass_fds=(3, 4), preexec_fn=descriptors, start_new_session=True
+            )
+        stack.callback(_stop, process)
+        fds.close(to_read)  # the child's ends: chromium holds them now (its exit then ends our reads)
+        fds.close(to_write)
+        page = BrowserPage(process, to_browser=to_browser, from_browser=from_browser, log=log)
+        page._attach(width=width, height=height)
+        yield page
 
 
-def file_url(path: Path) -> str:
-    return Path(path).resolve().as_uri()
+class _Descriptors:
+    """File descriptors this process opened, each closed once (a closed number may be reused at once)."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def pipe(self) -> tuple[int, int]:
+        read, write = os.pipe()
+        self._open |= {read, write}
+        return read, write
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Chromium and its renderer and GPU processes (its own process group), gone."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)

@@ -10,6 +10,7 @@ Everything stays inside the report's folder, so the folder works when copied els
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -57,6 +58,7 @@ class ViewerConfig(BaseModel):
     splats: ViewerModel | None = None
     usdz: str | None = None  # an AR (Quick Look) link when the export wrote one
     download: str | None = None  # the GLB to offer for download
+    note: str | None = None  # what the viewer leaves out and why (e.g. splats it could not read)
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,16 @@ def unavailable_reason() -> str | None:
 
 
 def bundle_digest() -> str | None:
-    """The bundle's content hash: a rebuilt viewer gives the report a new key."""
-    return hashlib.sha256(BUNDLE.read_bytes()).hexdigest()[:16] if BUNDLE.is_file() else None
+    """The bundle's content hash: a rebuilt viewer gives the report a new key (hashed once per build)."""
+    if not BUNDLE.is_file():
+        return None
+    stat = BUNDLE.stat()
+    return _digest(BUNDLE, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def data_script(name: str, payload: bytes) -> str:
@@ -87,7 +97,13 @@ def data_script(name: str, payload: bytes) -> str:
 
 
 def write_viewer(
-    out: Path, *, levels: list[ModelFile], splats: ModelFile | None, usdz: str | None, download: str | None
+    out: Path,
+    *,
+    levels: list[ModelFile],
+    splats: ModelFile | None,
+    usdz: str | None,
+    download: str | None,
+    note: str | None = None,
 ) -> ViewerConfig:
     """The bundle and a data script per model under out/viewer/; the config the page embeds.
 
@@ -114,6 +130,7 @@ def write_viewer(
         splats=entry(splats, url=None) if splats is not None else None,
         usdz=usdz,
         download=download,
+        note=note,
     )
 
 
@@ -129,7 +146,8 @@ def section(config: ViewerConfig) -> str:
         name = html.escape(config.usdz)
         links.append(f'<a rel="ar" href="{name}"><img src="{_AR_ICON}" alt="AR" width="16" height="16"> AR (iOS)</a>')
     splats = '<label><input type="checkbox" id="viewer-splats"> splats</label>' if config.splats is not None else ""
-    embedded = config.model_dump_json().replace("</", "<\\/")
+    note = f'<p class="hint">{html.escape(config.note)}</p>' if config.note else ""
+    embedded = config.model_dump_json().replace("<", "\\u003c")  # no "</script>" or "<!--" can end the JSON
     return f"""<div class="viewer-bar">
 <label>level <select id="viewer-level"></select></label>
 <label><input type="checkbox" id="viewer-texture" checked> texture</label>
@@ -137,7 +155,7 @@ def section(config: ViewerConfig) -> str:
 {splats}<button type="button" id="viewer-reset">reset view</button> {" ".join(links)}
 </div>
 <canvas id="viewer-canvas"></canvas>
-<p id="viewer-status">loading</p>
+<p id="viewer-status">loading</p>{note}
 <p class="viewer-help">Drag to orbit, scroll to zoom, right-drag to pan.</p>
 <script id="viewer-config" type="application/json">{embedded}</script>
 <script src="{VIEWER_DIR}/{BUNDLE.name}"></script>"""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from plyfile import PlyData, PlyElement
+from plyfile import PlyData, PlyElement, PlyParseError
 
 from photoforge.errors import StageError
 from photoforge.splatting.gaussians import Splats
@@ -57,7 +57,7 @@ def read_splat_ply(path: Path) -> Splats:
     """A 3DGS PLY back into Splats (any SH degree 0-3, inferred from the f_rest count)."""
     try:
         vertex = PlyData.read(str(path))["vertex"]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, PlyParseError) as exc:  # PlyParseError: a truncated or garbled file
         raise StageError("splat", f"not a readable 3DGS PLY: {exc}", path) from exc
     names = [p.name for p in vertex.properties]
     rest = sum(1 for name in names if name.startswith("f_rest_"))

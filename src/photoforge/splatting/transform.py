@@ -12,36 +12,25 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from photoforge.geometry.similarity import similarity_parts
 from photoforge.splatting.gaussians import Splats
 
 
-def similarity_parts(transform: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """A 4x4 similarity (scale x rotation, translation) as (scale, 3x3 rotation, translation)."""
-    matrix = np.asarray(transform, np.float64)
-    linear = matrix[:3, :3]
-    scale = float(np.cbrt(np.linalg.det(linear)))
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"not a similarity with positive scale (det {np.linalg.det(linear):.3g})")
-    rotation = linear / scale
-    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-4):
-        raise ValueError("not a similarity: its 3x3 part is not a scaled rotation")
-    return scale, rotation, matrix[:3, 3]
-
-
 def transformed(splats: Splats, transform: np.ndarray) -> Splats:
-    """The same splats in the frame `transform` (4x4 similarity) maps them into."""
+    """The same splats in the frame `transform` (4x4 similarity) maps them into, colour from SH band 0 only:
+    view-dependent colour would have to be rotated too, and the viewer does not show it."""
     scale, rotation, translation = similarity_parts(transform)
     means = splats.means.detach().cpu().double().numpy() @ (scale * rotation).T + translation
     wxyz = splats.quats.detach().cpu().double().numpy()
-    turned = Rotation.from_matrix(rotation) * Rotation.from_quat(wxyz, scalar_first=True)
+    turned = Rotation.from_matrix(rotation) * Rotation.from_quat(wxyz[:, [1, 2, 3, 0]])  # scipy: xyzw
     as_float = {"dtype": torch.float32}
     return Splats(
         means=torch.tensor(means, **as_float),
         scales=splats.scales.detach().cpu().float() + float(np.log(scale)),  # log sizes
-        quats=torch.tensor(turned.as_quat(scalar_first=True), **as_float),
+        quats=torch.tensor(turned.as_quat()[:, [3, 0, 1, 2]], **as_float),
         opacities=splats.opacities.detach().cpu().float().clone(),
         sh0=splats.sh0.detach().cpu().float().clone(),
-        shN=splats.shN.detach().cpu().float().clone(),  # view-dependent colour is not rotated: see thinned()
+        shN=torch.zeros((len(splats), 0, 3)),
     )
 
 

@@ -6,6 +6,7 @@ there fails here, loudly. The verdict's checks (photoforge.report.checks) name t
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Self
 
@@ -54,6 +55,8 @@ from photoforge.report.isolation_view import ELEVATIONS_DEG, ISOLATION_PNG, writ
 from photoforge.report.viewer import ViewerConfig
 from photoforge.stage import Progress, Stage, StageInputs, StageMetrics, StageParams, StageResult
 from photoforge.store import read_manifest, write_json
+
+log = logging.getLogger("photoforge")
 
 OPTIONAL = ("scale", "asset", "splat")  # reported when the run made them (runs before scale and asset had none)
 NEEDED = tuple(s for s in STAGE_ORDER if s not in (*OPTIONAL, "report"))
@@ -198,23 +201,31 @@ def _viewer(results: dict[str, StageResult], out: Path, params: ReportParams) ->
         levels.append(viewer.ModelFile(export_dir / ASSET_WEB_GLB, ASSET_WEB_GLB, label))
     if not levels and (export_dir / ASSET_GLB).is_file():
         levels.append(viewer.ModelFile(export_dir / ASSET_GLB, ASSET_GLB, ASSET_GLB))
-    splats = None
+    splats, note = None, None
     if "splat" in results and (results["splat"].dir / SPLATS_PLY).is_file():
-        splats = _viewer_splats(results["splat"].dir / SPLATS_PLY, results["mesh"].dir, out, params.viewer_max_splats)
+        ply = results["splat"].dir / SPLATS_PLY
+        try:
+            splats = _viewer_splats(ply, mesh_dir=results["mesh"].dir, out=out, max_count=params.viewer_max_splats)
+        except (StageError, ValueError) as exc:  # an optional view: the report goes on without it
+            note = f"the splats are not in the viewer: {ply.name} could not be read or moved ({exc})"
+            log.warning("report: %s", note)
     present = [name for name in (ASSET_USDZ, ASSET_GLB) if (export_dir / name).is_file()]
+    if not levels:
+        return ViewerConfig(available=False, reason=f"no GLB in the export artefact {export_dir.name} to show")
     config = viewer.write_viewer(
         out,
         levels=levels,
         splats=splats,
         usdz=ASSET_USDZ if ASSET_USDZ in present else None,
         download=ASSET_GLB if ASSET_GLB in present else None,
+        note=note,
     )
     if splats is not None:
         splats.path.unlink()  # its bytes are in the viewer's data script now
     return config
 
 
-def _viewer_splats(ply: Path, mesh_dir: Path, out: Path, max_count: int) -> viewer.ModelFile:
+def _viewer_splats(ply: Path, *, mesh_dir: Path, out: Path, max_count: int) -> viewer.ModelFile:
     """The splats as the viewer shows them: in the asset frame (where the GLBs are), at most max_count."""
     from photoforge.splatting.ply import read_splat_ply, write_splat_ply  # torch: only with splats
     from photoforge.splatting.transform import thinned, transformed
