@@ -1,6 +1,15 @@
 """Benchmark dense depth + fusion: accuracy on the synthetic capture, time and memory on fountain-P11.
 
     .venv/bin/python bench/dense.py [--skip-synthetic] [--skip-fountain]
+    .venv/bin/python bench/dense.py --shapes [NAME ...] [--layouts table handheld] [--views 24] [--pics DIR]
+
+--shapes: the object test bed instead (photoforge.synthetic.make_object_capture): each shape x layout
+    (bust: wall only) rendered, run ingest -> mesh in its own process (standard preset, depth backend
+    cpu, VIEWS views at WIDTHxHEIGHT, depth maps 640 px), then scored per stage against the true object
+    (photoforge.qa.stage_scores): depth, fusion, asset, mesh. Precision, recall and F at 0.5% and 1% of
+    the object's size (its bounding-box diagonal), seconds per view of depth and peak RSS of the run.
+    HELD_OUT shapes are for checking, never for tuning: printed as their own group.
+    --shapes alone: every table shape x the layouts, and bust x wall.
 
 (1) Synthetic capture (known mesh): for each depth backend available here (cpu; cuda with
     pycolmap-cuda12), accuracy (mean distance to the true surface), completeness (mean distance
@@ -117,11 +126,138 @@ def fountain_runs(tmp: Path) -> None:
     )
 
 
+HELD_OUT = ("ring", "mushroom")  # shapes nobody tunes depth or fusion on: their numbers check the others'
+VIEWS, WIDTH, HEIGHT = 24, 640, 480
+STAGES = ("depth", "fusion", "asset", "mesh")
+
+_OBJECT_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np
+from photoforge.qa.stage_scores import score_object_run
+from photoforge.synthetic.object_runs import run_to_mesh
+root, overrides = Path(sys.argv[1]), json.loads(sys.argv[2])
+t0 = time.perf_counter()
+results = run_to_mesh(root / "capture", root / "ws", overrides)
+seconds = time.perf_counter() - t0
+rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # the run's peak, before scoring
+scores = score_object_run(root / "truth", results)
+np.savez_compressed(root / "scores.npz", samples=scores.samples, size=scores.size,
+                    **{s.stage: s.sample_distance for s in scores.stages if s.sample_distance is not None})
+per_view = results["depth"].metrics["seconds_per_view"]
+registered = results["poses"].metrics.get("registered")
+print(json.dumps({"seconds": seconds, "rss_gb": rss_gb, "depth_s_per_view": per_view, "registered": registered,
+                  "stages": [s.row() for s in scores.stages]}))
+"""
+
+
+def object_runs(tmp: Path, shapes: list[str], layouts: list[str], views: int, pics: Path | None) -> None:
+    from photoforge.synthetic import TABLE_SHAPES, WALL_SHAPES, make_object_capture
+
+    cases = [(shape, layout) for shape in shapes if shape in TABLE_SHAPES for layout in layouts]
+    cases += [(shape, "wall") for shape in shapes if shape in WALL_SHAPES]
+    print(
+        f"(3) object test bed: {views} views {WIDTH}x{HEIGHT}, standard preset, depth cpu at 640 px; tolerances "
+        "0.5% and 1% of the object's bounding-box diagonal; held out: " + ", ".join(HELD_OUT)
+    )
+    header = (
+        f"    {'shape':<9}{'layout':<9}{'stage':<7}{'P@0.5%':>7}{'R@0.5%':>7}{'F@0.5%':>7}"
+        f"{'P@1%':>7}{'R@1%':>7}{'F@1%':>7}{'s/view':>8}{'RSS GB':>8}{'run s':>7}"
+    )
+    print(header, flush=True)
+    rows: list[tuple[str, str, dict]] = []
+    for shape, layout in cases:
+        root = tmp / f"{shape}-{layout}"
+        make_object_capture(root, shape=shape, layout=layout, views=views, width=WIDTH, height=HEIGHT)  # type: ignore[arg-type]
+        overrides = {"ingest.max_size": 640, "depth.max_size": 640, "depth.backend": "cpu", "scale.marker_size": 0.05}
+        if layout == "wall":
+            overrides["asset.kind"] = "object"
+        run = subprocess.run(
+            [sys.executable, "-c", _OBJECT_CHILD, str(root), json.dumps(overrides)], capture_output=True, text=True
+        )
+        if run.returncode != 0:
+            print(f"    {shape:<9}{layout:<9}failed: {run.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        r = json.loads(run.stdout.strip().splitlines()[-1])
+        rows.append((shape, layout, r))
+        for stage in r["stages"]:
+            print(_row(shape, layout, stage, r), flush=True)
+        if pics is not None:
+            _pictures(root, pics / f"{shape}-{layout}")
+    for group, members in (("tuned-on", [x for x in rows if x[0] not in HELD_OUT]),
+                           ("held-out", [x for x in rows if x[0] in HELD_OUT])):  # fmt: skip
+        print(f"    mean over {group} ({len(members)} runs: {', '.join(f'{s}/{lay}' for s, lay, _ in members)})")
+        for stage in STAGES:
+            found = [next(x for x in r["stages"] if x["stage"] == stage) for _, _, r in members]
+            if found:
+                mean = {
+                    k: float(np.mean([f[k] for f in found]))
+                    for k in found[0]
+                    if k.startswith(("precision", "recall", "f@"))
+                }
+                print(_row("mean", group, mean | {"stage": stage}, None))  # fmt: skip
+
+
+def _row(shape: str, layout: str, stage: dict, run: dict | None) -> str:
+    numbers = "".join(f"{stage[f'{m}@{t}']:>7.3f}" for t in ("0.5%", "1.0%") for m in ("precision", "recall", "f"))
+    extra = f"{run['depth_s_per_view']:>8.2f}{run['rss_gb']:>8.2f}{run['seconds']:>7.0f}" if run else ""
+    return f"    {shape:<9}{layout:<9}{stage['stage']:<7}{numbers}{extra}"
+
+
+def _pictures(root: Path, stem: Path) -> None:
+    """Top and side views of the observed true samples: grey reached by the fused cloud / the mesh
+    within 1% of the size, red missed (stem-fusion.png, stem-mesh.png)."""
+    import cv2
+
+    data = np.load(root / "scores.npz")
+    samples, size = data["samples"], float(data["size"])
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for stage in ("fusion", "mesh"):
+        missed = data[stage] >= 0.01 * size
+        panels = []
+        for axes, flip in (((0, 1), False), ((0, 2), True), ((1, 2), True)):  # top (x, y), front (x, z), side (y, z)
+            panels.append(_scatter(samples[:, axes], missed, flip))
+        cv2.imwrite(f"{stem}-{stage}.png", np.concatenate(panels, axis=1))
+
+
+def _scatter(xy: np.ndarray, missed: np.ndarray, flip: bool, pixels: int = 400) -> np.ndarray:
+    image = np.full((pixels, pixels, 3), 255, np.uint8)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    scale = 0.9 * pixels / float((hi - lo).max())
+    uv = ((xy - (lo + hi) / 2) * scale + pixels / 2).astype(int)
+    if flip:
+        uv[:, 1] = pixels - 1 - uv[:, 1]
+    uv = np.clip(uv, 0, pixels - 1)
+    order = np.argsort(missed, kind="stable")  # missed drawn last, on top
+    colours = np.where(missed[order, None], np.array([40, 40, 220], np.uint8), np.array([190, 190, 190], np.uint8))
+    image[uv[order, 1], uv[order, 0]] = colours
+    return image
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-fountain", action="store_true")
+    parser.add_argument("--shapes", nargs="*", help="the object test bed (no names: every shape) instead of (1), (2)")
+    parser.add_argument("--layouts", nargs="+", default=["table", "handheld"], choices=["table", "handheld"])
+    parser.add_argument("--views", type=int, default=VIEWS)
+    parser.add_argument("--pics", type=Path, help="with --shapes: where to save pictures of the missed surface")
+    parser.add_argument("--keep", type=Path, help="with --shapes: work here and keep it (default: a temporary folder)")
     args = parser.parse_args()
+    if args.shapes is not None:
+        from photoforge.synthetic import SHAPES
+
+        unknown = sorted(set(args.shapes) - set(SHAPES))
+        if unknown:
+            parser.error(f"unknown shapes {unknown}: from {', '.join(SHAPES)}")
+        shapes = args.shapes or list(SHAPES)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            object_runs(args.keep, shapes, args.layouts, args.views, args.pics)
+            return 0
+        with tempfile.TemporaryDirectory(prefix="pf-dense-") as tmp:
+            object_runs(Path(tmp), shapes, args.layouts, args.views, args.pics)
+        return 0
     with tempfile.TemporaryDirectory(prefix="pf-dense-") as tmp:
         if not args.skip_synthetic:
             synthetic_scores(Path(tmp))

@@ -7,7 +7,10 @@ upright, in metres; these captures say what that is. The world is in metres with
   and 55 degrees up) around it, the markers printed on the mat around it;
 - layout "wall": the object (a trophy bust) sticks out of a papered wall at y = 0 inside a
   frame, cameras in front of the wall only (within 65 degrees of its normal, 10 below to 30
-  above), the markers on the wall beside the frame. Its lowest point is at z = 0 too.
+  above), the markers on the wall beside the frame. Its lowest point is at z = 0 too;
+- layout "handheld": the table's scene, photographed as a person walks round it once with a phone:
+  one ring about 30 degrees up, its azimuth steps, elevation (+-8 degrees), distance (+-10%) and
+  roll (+-5 degrees) jittered, deterministically from `seed`.
 
 `make_object_capture` writes root/capture (images/*.png and K.txt: what a user hands
 photoforge) and root/truth (object.ply, gt_cameras/*.camera, masks/*.png, truth.json).
@@ -25,7 +28,7 @@ import cv2
 import numpy as np
 import open3d as o3d
 
-from photoforge.camera.model import Camera
+from photoforge.camera.model import Camera, Rigid3
 from photoforge.synthetic.cameras import orbit_camera, write_strecha_camera
 from photoforge.synthetic.noise import ValueNoise3D
 from photoforge.synthetic.printed import (
@@ -39,7 +42,7 @@ from photoforge.synthetic.printed import (
 from photoforge.synthetic.scene import Albedo, ObjectScene, Part
 from photoforge.synthetic.shapes import SHAPES, WALL_SHAPES, shape_mesh
 
-Layout = Literal["table", "wall"]
+Layout = Literal["table", "wall", "handheld"]
 UP = (0.0, 0.0, 1.0)
 TABLE_PLANE = (0.0, 0.0, 1.0, 0.0)  # z = 0, normal towards the object
 WALL_PLANE = (0.0, 1.0, 0.0, 0.0)  # y = 0, normal towards the object and the cameras
@@ -47,6 +50,9 @@ OBJECT_TINT = np.array([1.0, 0.62, 0.36], np.float32)  # warm: the mat is blue-g
 FRAME_TINT = np.array([0.3, 0.25, 0.22], np.float32)
 BACKGROUND = (0.78, 0.79, 0.8)  # beyond the table's edge or the wall's
 TEXEL_PER_MARKER = 64  # texture pixels along a marker's side: finer than a photo's pixel in every view
+# The handheld walk-round: one ring, each view's jitter uniform within these bounds.
+HANDHELD_ELEVATION = 30.0  # degrees up, the ring's mean
+HANDHELD_JITTER = {"elevation_deg": 8.0, "distance_share": 0.10, "roll_deg": 5.0, "azimuth_step_share": 0.35}
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,15 +110,15 @@ def make_object_capture(
     edges; 1 renders four times faster."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: one of {', '.join(SHAPES)}")
-    if layout not in ("table", "wall"):
-        raise ValueError(f"unknown layout {layout!r}: table or wall")
+    if layout not in ("table", "wall", "handheld"):
+        raise ValueError(f"unknown layout {layout!r}: table, wall or handheld")
     if (shape in WALL_SHAPES) != (layout == "wall"):
         raise ValueError(f"shape {shape!r} does not go with layout {layout!r}: the wall takes {WALL_SHAPES}")
     if not 0 <= markers <= 50:
         raise ValueError(f"{markers} markers: {ARUCO_DICTIONARY} has ids 0..49")
     mesh = shape_mesh(shape)
     vertices = np.asarray(mesh.vertices)
-    build = _table if layout == "table" else _wall
+    build = _wall if layout == "wall" else _table
     plane, props, corners, light = build(vertices, marker_size=marker_size, markers=markers, seed=seed)
     object_part = Part(
         vertices, np.asarray(mesh.triangles), _object_albedo(vertices, seed), np.asarray(mesh.vertex_normals)
@@ -126,7 +132,10 @@ def make_object_capture(
 
     focal = 0.9 * width
     k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
-    cameras = _cameras(layout, vertices, k, (width, height), views)
+    if layout == "handheld":
+        cameras = _handheld_cameras(vertices, k, (width, height), views, seed)
+    else:
+        cameras = _cameras(layout, vertices, k, (width, height), views)
 
     capture, truth = root / "capture", root / "truth"
     for folder in (capture / "images", truth / "gt_cameras", truth / "masks"):
@@ -138,7 +147,7 @@ def make_object_capture(
         cv2.imwrite(str(capture / "images" / camera.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(truth / "masks" / camera.name), mask.astype(np.uint8) * 255)
         write_strecha_camera(truth / "gt_cameras" / f"{camera.name}.camera", camera)
-    support = TABLE_PLANE if layout == "table" else WALL_PLANE
+    support = WALL_PLANE if layout == "wall" else TABLE_PLANE
     record = {
         "units": "m",
         "layout": layout,
@@ -306,6 +315,40 @@ def _cameras(layout: Layout, vertices: np.ndarray, k: np.ndarray, size: tuple[in
                 elevation=math.radians(elevations[ring]),
             )
         )
+    return cameras
+
+
+def _handheld_cameras(
+    vertices: np.ndarray, k: np.ndarray, size: tuple[int, int], views: int, seed: int
+) -> list[Camera]:
+    """One walk round the object, a phone in hand: a ring at about HANDHELD_ELEVATION degrees whose
+    azimuth steps, elevations, distances and rolls wander within HANDHELD_JITTER (uniform, from `seed`);
+    every view aimed at the object's centre, at the table layout's mean distance."""
+    target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    reach = float(np.linalg.norm(vertices - target, axis=1).max())
+    distance = 4 * reach * k[1, 1] / size[1]
+    rng = np.random.default_rng([seed, 202])  # its own stream: the markers' draws stay the table's
+    step = 2 * math.pi / views
+    phase = rng.uniform(0, 2 * math.pi)
+    jitter = HANDHELD_JITTER
+    cameras = []
+    for i in range(views):
+        azimuth = phase + step * (i + rng.uniform(-1, 1) * jitter["azimuth_step_share"])
+        elevation = HANDHELD_ELEVATION + rng.uniform(-1, 1) * jitter["elevation_deg"]
+        camera = orbit_camera(
+            f"view_{i:03d}.png",
+            k,
+            size,
+            target=target,
+            distance=distance * (1 + rng.uniform(-1, 1) * jitter["distance_share"]),
+            azimuth=azimuth,
+            elevation=math.radians(elevation),
+        )
+        roll = math.radians(rng.uniform(-1, 1) * jitter["roll_deg"])
+        c, s = math.cos(roll), math.sin(roll)
+        spin = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # about the optical axis
+        pose = camera.cam_from_world
+        cameras.append(Camera(camera.name, k, Rigid3(spin @ pose.rotation, spin @ pose.translation), *size))
     return cameras
 
 
