@@ -138,13 +138,7 @@ def cloud_scores(
         return StageScores(stage, 0, len(samples), {t: PRF.of(0.0, 0.0) for t in tolerances})
     to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
     to_points, _ = cKDTree(points).query(samples, k=1, workers=-1)
-    return StageScores(
-        stage,
-        len(points),
-        len(samples),
-        {t: PRF.of(float(np.mean(to_surface < t * size)), float(np.mean(to_points < t * size))) for t in tolerances},
-        to_points,
-    )
+    return _scored(stage, to_surface=to_surface, to_reconstruction=to_points, size=size, tolerances=tolerances)
 
 
 def mesh_scores(
@@ -167,13 +161,19 @@ def mesh_scores(
     to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
     recon = MeshScene(np.asarray(reconstructed.vertices), np.asarray(reconstructed.triangles))
     to_recon = recon.distance(samples)
-    return StageScores(
-        stage,
-        len(points),
-        len(samples),
-        {t: PRF.of(float(np.mean(to_surface < t * size)), float(np.mean(to_recon < t * size))) for t in tolerances},
-        to_recon,
-    )
+    return _scored(stage, to_surface=to_surface, to_reconstruction=to_recon, size=size, tolerances=tolerances)
+
+
+def _scored(
+    stage: str, *, to_surface: np.ndarray, to_reconstruction: np.ndarray, size: float, tolerances: Iterable[float]
+) -> StageScores:
+    """Precision from the reconstruction's distances to the truth, recall from the truth samples' distances to
+    the reconstruction, at each tolerance (a share of the object's size)."""
+    shares = {
+        t: PRF.of(float(np.mean(to_surface < t * size)), float(np.mean(to_reconstruction < t * size)))
+        for t in tolerances
+    }
+    return StageScores(stage, len(to_surface), len(to_reconstruction), shares, to_reconstruction)
 
 
 @dataclass
