@@ -24,3 +24,9 @@ def similarity_parts(transform: np.ndarray) -> tuple[float, np.ndarray, np.ndarr
     if not np.allclose(singular, 1.0, atol=1e-3):
         raise ValueError(f"not a similarity: its 3x3 part stretches unevenly ({np.round(singular * scale, 4)})")
     return scale, u @ vt, matrix[:3, 3]
+
+
+def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """N x 3 points through a 4x4 (affine) transform."""
+    matrix = np.asarray(transform, np.float64)
+    return np.asarray(points, np.float64) @ matrix[:3, :3].T + matrix[:3, 3]

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import open3d as o3d
-from scipy.spatial import cKDTree
 
 from photoforge.camera.model import Camera, camera_in_frame
-from photoforge.qa.surface_scores import observed_surface_samples
+from photoforge.geometry.similarity import similarity_parts, transform_points
+from photoforge.qa.surface_scores import cloud_distances, fscore, observed_surface_samples
 from photoforge.render.raycast import MeshScene
 
 if TYPE_CHECKING:
@@ -48,8 +48,7 @@ class PRF:
 
     @classmethod
     def of(cls, precision: float, recall: float) -> PRF:
-        total = precision + recall
-        return cls(precision, recall, 2 * precision * recall / total if total > 0 else 0.0)
+        return cls(precision, recall, fscore(precision, recall))
 
 
 @dataclass(frozen=True)
@@ -76,11 +75,6 @@ def object_size(mesh: o3d.geometry.TriangleMesh) -> float:
     """The object's size: the diagonal of its axis-aligned bounding box."""
     vertices = np.asarray(mesh.vertices)
     return float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-
-
-def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """N x 3 points through a 4x4 (similarity) transform."""
-    return np.asarray(points, float) @ transform[:3, :3].T + transform[:3, 3]
 
 
 def in_grown_box(points: np.ndarray, mesh: o3d.geometry.TriangleMesh, margin: float = BOX_MARGIN) -> np.ndarray:
@@ -136,8 +130,7 @@ def cloud_scores(
     points = np.asarray(points, float)
     if len(points) == 0:
         return StageScores(stage, 0, len(samples), {t: PRF.of(0.0, 0.0) for t in tolerances})
-    to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
-    to_points, _ = cKDTree(points).query(samples, k=1, workers=-1)
+    to_surface, to_points = cloud_distances(points, mesh, samples)
     return _scored(stage, to_surface=to_surface, to_reconstruction=to_points, size=size, tolerances=tolerances)
 
 
@@ -199,7 +192,7 @@ class DepthTally:
         """One depth map (z-depth, 0 unknown, at `camera`'s size) from `camera` (in the reconstruction's
         world, the frame `truth_from_world` maps to the truth's)."""
         view = camera_in_frame(camera, truth_from_world)  # depths in the truth's units
-        scale = float(np.cbrt(np.linalg.det(truth_from_world[:3, :3])))
+        scale, _, _ = similarity_parts(truth_from_world)
         height, width = depth.shape
         if (width, height) != (view.width, view.height):
             view = view.scaled(width, height)

@@ -43,23 +43,35 @@ def observed_surface_samples(
     return samples[seen >= min_views]
 
 
+def fscore(precision: float, recall: float) -> float:
+    """The harmonic mean of precision and recall (0 when both are 0)."""
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def cloud_distances(
+    points: np.ndarray, mesh: o3d.geometry.TriangleMesh, samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each reconstructed point's distance to the true surface (precision's), and each true sample's to the
+    nearest reconstructed point (recall's)."""
+    to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
+    reconstruction = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
+    truth = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(samples, np.float64)))
+    return to_surface, np.asarray(truth.compute_point_cloud_distance(reconstruction))
+
+
 def surface_scores(
     points: np.ndarray, mesh: o3d.geometry.TriangleMesh, samples: np.ndarray, threshold: float
 ) -> SurfaceScores:
-    to_surface = MeshScene(np.asarray(mesh.vertices), np.asarray(mesh.triangles)).distance(points)
-    reconstruction = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
-    truth = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(samples.astype(np.float64)))
-    to_reconstruction = np.asarray(truth.compute_point_cloud_distance(reconstruction))
+    to_surface, to_reconstruction = cloud_distances(points, mesh, samples)
     precision = float((to_surface < threshold).mean())
     recall = float((to_reconstruction < threshold).mean())
-    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return SurfaceScores(
         threshold,
         float(to_surface.mean()),
         float(to_reconstruction.mean()),
         precision,
         recall,
-        fscore,
+        fscore(precision, recall),
         len(points),
     )
 

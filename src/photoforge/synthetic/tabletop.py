@@ -293,9 +293,7 @@ def _object_albedo(vertices: np.ndarray, seed: int) -> Albedo:
 def _cameras(layout: Layout, vertices: np.ndarray, k: np.ndarray, size: tuple[int, int], views: int) -> list[Camera]:
     """Rings of views (one ring after the other, as a person walks them) aimed at the object's centre,
     far enough that its bounding sphere spans about half the frame height."""
-    target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
-    reach = float(np.linalg.norm(vertices - target, axis=1).max())
-    distance = 4 * reach * k[1, 1] / size[1]
+    target, distance = _aim(vertices, k, size)
     elevations = (15.0, 35.0, 55.0) if layout == "table" else (-10.0, 10.0, 30.0)
     cameras = []
     for i, (ring, step, count) in enumerate(_rings(views)):
@@ -318,15 +316,21 @@ def _cameras(layout: Layout, vertices: np.ndarray, k: np.ndarray, size: tuple[in
     return cameras
 
 
+def _aim(vertices: np.ndarray, k: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Where the cameras look (the object's box centre) and from how far: its bounding sphere spans about
+    half the frame height."""
+    target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    reach = float(np.linalg.norm(vertices - target, axis=1).max())
+    return target, 4 * reach * k[1, 1] / size[1]
+
+
 def _handheld_cameras(
     vertices: np.ndarray, k: np.ndarray, size: tuple[int, int], views: int, seed: int
 ) -> list[Camera]:
     """One walk round the object, a phone in hand: a ring at about HANDHELD_ELEVATION degrees whose
     azimuth steps, elevations, distances and rolls wander within HANDHELD_JITTER (uniform, from `seed`);
     every view aimed at the object's centre, at the table layout's mean distance."""
-    target = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
-    reach = float(np.linalg.norm(vertices - target, axis=1).max())
-    distance = 4 * reach * k[1, 1] / size[1]
+    target, distance = _aim(vertices, k, size)
     rng = np.random.default_rng([seed, 202])  # its own stream: the markers' draws stay the table's
     step = 2 * math.pi / views
     phase = rng.uniform(0, 2 * math.pi)
