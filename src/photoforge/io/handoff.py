@@ -26,7 +26,6 @@ hand-off stopped half-way is still recognised and replaced). No Prefect here: fl
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from photoforge.errors import StageError, user_facing_os_error
-from photoforge.geometry.similarity import similarity_parts
+from photoforge.geometry.similarity import similarity_parts, transform_points
 from photoforge.io.nerfstudio import POINTS_PLY, Z_UP_FROM_Y_UP, transforms, write_points_ply
 from photoforge.layout import (
     HANDOFF_TARGETS,
@@ -48,7 +47,7 @@ from photoforge.layout import (
     read_json,
     world_to_asset,
 )
-from photoforge.store import is_complete
+from photoforge.store import is_complete, write_json
 
 Target = Literal["nerfstudio", "colmap"]
 TARGETS: tuple[Target, ...] = HANDOFF_TARGETS
@@ -90,11 +89,11 @@ def latest_run(workspace: Path, capture: str) -> RunArtefacts:
     if not record_path.is_file():
         raise StageError(STAGE, f"no finished run of {name!r} yet: run `photoforge run {capture}` first", record_path)
     record = read_json(record_path)
-    depth, mesh = (_artefact(workspace, name, record, stage, capture) for stage in ("depth", "mesh"))
+    depth, mesh = (_artefact(workspace, record, name=name, stage=stage, capture=capture) for stage in ("depth", "mesh"))
     return RunArtefacts(name, depth, mesh)
 
 
-def _artefact(workspace: Path, name: str, record: dict[str, Any], stage: str, capture: str) -> Path:
+def _artefact(workspace: Path, record: dict[str, Any], *, name: str, stage: str, capture: str) -> Path:
     """The stage's artefact: where run.json says, else under its key in this workspace (a moved one)."""
     key = record.get("keys", {}).get(stage)
     if key is None:
@@ -157,14 +156,14 @@ def _handoff(workspace: Path, capture: str, *, target: Target, out: Path) -> Han
         "complete": False,
     }
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / HANDOFF_JSON, about)  # first: a hand-off stopped half-way is still recognised as one
+    write_json(out / HANDOFF_JSON, about)  # first: a hand-off stopped half-way is still recognised as one
     _clear(out)
     linked = place_images(undistorted / IMAGES_DIR, out / IMAGES_DIR, names)
     if target == "nerfstudio":
         _write_nerfstudio(model, names, asset_from_world, units, out, about)
     else:
         _write_colmap(model, names, asset_from_world, out)
-    _write_json(out / HANDOFF_JSON, {**about, "complete": True, "images": len(names)})
+    write_json(out / HANDOFF_JSON, {**about, "complete": True, "images": len(names)})
     return Handoff(out, target, len(names), linked, units)
 
 
@@ -210,7 +209,7 @@ def _write_nerfstudio(
     points = list(model.points3D.values())
     xyz = np.array([p.xyz for p in points], float).reshape(-1, 3)
     rgb = np.array([p.color for p in points], np.uint8).reshape(-1, 3)
-    write_points_ply(out / POINTS_PLY, xyz @ saved_from_world[:3, :3].T + saved_from_world[:3, 3], rgb)
+    write_points_ply(out / POINTS_PLY, transform_points(saved_from_world, xyz), rgb)
     photoforge = {
         "frame": "asset.glb's asset frame turned +Z up as Blender imports glTF: (x, y, z)_glTF -> (x, -z, y)",
         "units": "metres" if units == "m" else "SfM units (the run found no scale)",
@@ -221,7 +220,7 @@ def _write_nerfstudio(
         "depth_artefact": about["depth_artefact"],
     }
     data = transforms(cameras, applied_transform=Z_UP_FROM_Y_UP, ply_file=POINTS_PLY, photoforge=photoforge)
-    _write_json(out / TRANSFORMS_JSON, data)
+    write_json(out / TRANSFORMS_JSON, data)
 
 
 def _write_colmap(model: Any, names: dict[str, str], asset_from_world: np.ndarray, out: Path) -> None:
@@ -252,7 +251,3 @@ def _clear(out: Path) -> None:
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
