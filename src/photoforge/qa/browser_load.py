@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -123,13 +123,19 @@ WEBGL_FLAGS = (
 )  # fmt: skip
 
 
-def run_chromium(flags: list[str], url: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Headless chromium with `flags` (and a fresh profile) on `url`; RuntimeError when missing or over `timeout`."""
+def chromium_command(flags: Sequence[str], url: str, *, profile: Path) -> list[str]:
+    """Headless chromium with `flags` and the fresh profile folder `profile` on `url`; RuntimeError when it
+    is not installed."""
     browser = chromium()
     if browser is None:
-        raise RuntimeError("chromium is not installed")
+        raise RuntimeError("chromium is not installed (scripts/setup.sh installs it)")
+    return [browser, *COMMON_FLAGS, *flags, f"--user-data-dir={profile}", url]
+
+
+def run_chromium(flags: list[str], url: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Headless chromium with `flags` (and a fresh profile) on `url`; RuntimeError when missing or over `timeout`."""
     with tempfile.TemporaryDirectory(prefix="photoforge-chromium-") as profile:
-        command = [browser, *COMMON_FLAGS, *flags, f"--user-data-dir={profile}", url]
+        command = chromium_command(flags, url, profile=Path(profile))
         # its own process group: on a timeout the renderer and GPU processes go with the browser
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True) as process:  # fmt: skip

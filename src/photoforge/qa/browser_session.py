@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from photoforge.qa.browser_load import COMMON_FLAGS, WEBGL_FLAGS, chromium
+from photoforge.qa.browser_load import WEBGL_FLAGS, chromium_command
 
 
 class BrowserPage:
@@ -133,9 +133,6 @@ class BrowserPage:
 @contextmanager
 def browser_page(*, width: int, height: int, webgl: bool = True) -> Iterator[BrowserPage]:
     """A blank width x height page in a fresh headless chromium (WebGL on SwiftShader), closed afterwards."""
-    browser = chromium()
-    if browser is None:
-        raise RuntimeError("chromium is not installed (scripts/setup.sh installs it)")
     with ExitStack() as stack:
         profile = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoforge-chromium-")))
         fds = _Descriptors()
@@ -143,9 +140,9 @@ def browser_page(*, width: int, height: int, webgl: bool = True) -> Iterator[Bro
         to_read, to_browser = fds.pipe()  # chromium reads its commands on fd 3
         from_browser, to_write = fds.pipe()  # and writes its answers on fd 4
         log = profile / "chromium.log"
-        flags = [*COMMON_FLAGS, *(WEBGL_FLAGS if webgl else ("--disable-gpu",)), "--remote-debugging-pipe"]
-        command = [browser, *flags, f"--user-data-dir={profile / 'user'}", f"--window-size={width},{height}",
-                   "about:blank"]  # fmt: skip
+        flags = [*(WEBGL_FLAGS if webgl else ("--disable-gpu",)), "--remote-debugging-pipe",
+                 f"--window-size={width},{height}"]  # fmt: skip
+        command = chromium_command(flags, "about:blank", profile=profile / "user")
 
         def descriptors() -> None:  # in the child: the pipe ends at 3 and 4, copied above 10 first (no clobbering)
             high_read, high_write = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_read, to_write))

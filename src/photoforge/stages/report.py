@@ -201,6 +201,8 @@ def _viewer(results: dict[str, StageResult], out: Path, params: ReportParams) ->
         levels.append(viewer.ModelFile(export_dir / ASSET_WEB_GLB, ASSET_WEB_GLB, label))
     if not levels and (export_dir / ASSET_GLB).is_file():
         levels.append(viewer.ModelFile(export_dir / ASSET_GLB, ASSET_GLB, ASSET_GLB))
+    if not levels:  # before the splats are read: nothing to show them with
+        return ViewerConfig(available=False, reason=f"no GLB in the export artefact {export_dir.name} to show")
     splats, note = None, None
     if "splat" in results and (results["splat"].dir / SPLATS_PLY).is_file():
         ply = results["splat"].dir / SPLATS_PLY
@@ -210,8 +212,6 @@ def _viewer(results: dict[str, StageResult], out: Path, params: ReportParams) ->
             note = f"the splats are not in the viewer: {ply.name} could not be read or moved ({exc})"
             log.warning("report: %s", note)
     present = [name for name in (ASSET_USDZ, ASSET_GLB) if (export_dir / name).is_file()]
-    if not levels:
-        return ViewerConfig(available=False, reason=f"no GLB in the export artefact {export_dir.name} to show")
     config = viewer.write_viewer(
         out,
         levels=levels,
