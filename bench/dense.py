@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dense.py [--skip-synthetic] [--skip-fountain]
     .venv/bin/python bench/dense.py --shapes [NAME ...] [--layouts table handheld] [--views 24] [--pics DIR]
+                                    [--previous]
 
 --shapes: the object test bed instead (photoforge.synthetic.make_object_capture): each shape x layout
     (bust: wall only) rendered, run ingest -> mesh in its own process (standard preset, depth backend
@@ -10,12 +11,15 @@
     the object's size (its bounding-box diagonal), seconds per view of depth and peak RSS of the run.
     HELD_OUT shapes are for checking, never for tuning: printed as their own group.
     --shapes alone: every table shape x the layouts, and bust x wall.
+    --previous: each case also with the previous depth method (PREVIOUS: one full-size sweep, sources
+    by shared points), in the same run: rows marked `prev`.
 
 (1) Synthetic capture (known mesh): for each depth backend available here (cpu; cuda with
     pycolmap-cuda12), accuracy (mean distance to the true surface), completeness (mean distance
     from the observed true surface to the cloud) and F-score at 0.5% of the object size.
-(2) ../shared/data/fountain-P11 at the preview and standard presets: depth+fusion wall time per
-    view and peak RSS, each preset in its own process (ratios against preview, same run).
+(2) ../shared/data/fountain-P11 at the preview and standard presets, and standard with the previous
+    depth method (PREVIOUS): depth+fusion wall time per view and peak RSS, each in its own process
+    (ratios against preview and against the previous method, same run).
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ from photoforge.presets import load_preset
 from photoforge.stages import depth, fusion, ingest, poses
 from photoforge.store import ArtefactStore
 capture, workspace, preset = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-cfg = load_preset(preset, {"depth.backend": "cpu"})
+cfg = load_preset(preset, {"depth.backend": "cpu"} | json.loads(sys.argv[4]))
 store = ArtefactStore(workspace, preset)
 frames = ingest.STAGE.execute(store, ingest.IngestInputs(capture=capture), cfg.ingest)
 sparse = poses.STAGE.execute(store, poses.PosesInputs(ingest=frames), cfg.poses)
@@ -107,25 +111,29 @@ def fountain_runs(tmp: Path) -> None:
         return
     print("(2) fountain-P11, cpu backend, depth+fusion (ingest+poses run first, not timed)")
     results = {}
-    for preset in ("preview", "standard"):
+    for name, preset, overrides in (("preview", "preview", {}), ("previous", "standard", PREVIOUS),
+                                    ("standard", "standard", {})):  # fmt: skip
         run = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(FOUNTAIN), str(tmp / "fountain"), preset],
+            [sys.executable, "-c", _CHILD, str(FOUNTAIN), str(tmp / "fountain"), preset, json.dumps(overrides)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         r = json.loads(run.stdout.strip().splitlines()[-1])
-        results[preset] = r
+        results[name] = r
         total = r["depth_s"] + r["fusion_s"]
         print(
-            f"    {preset:<8} depth maps {r['size']} px: {r['depth_s'] / r['views']:.2f} s/view, fusion "
+            f"    {name:<8} depth maps {r['size']} px: {r['depth_s'] / r['views']:.2f} s/view, fusion "
             f"{r['fusion_s']:.1f} s, depth+fusion {total:.1f} s, {r['points']} points, peak RSS {r['rss_gb']:.2f} GB"
         )
-    p, s = results["preview"], results["standard"]
-    print(
-        f"    ratio standard/preview: time per view {s['depth_s'] / s['views'] / (p['depth_s'] / p['views']):.2f}, "
-        f"peak RSS {s['rss_gb'] / p['rss_gb']:.2f}"
-    )
+    s = results["standard"]
+    for name in ("preview", "previous"):
+        b = results[name]
+        print(
+            f"    ratio standard/{name}: time per view {s['depth_s'] / s['views'] / (b['depth_s'] / b['views']):.2f}, "
+            f"peak RSS {s['rss_gb'] / b['rss_gb']:.2f}"
+        )
 
 
+PREVIOUS = {"depth.method": "sweep", "depth.neighbours": 4, "depth.top_k": 2}  # the depth method before 0.x
 HELD_OUT = ("ring", "mushroom")  # shapes nobody tunes depth or fusion on: their numbers check the others'
 VIEWS, WIDTH, HEIGHT = 24, 640, 480
 STAGES = ("depth", "fusion", "asset", "mesh")
@@ -151,57 +159,66 @@ print(json.dumps({"seconds": seconds, "rss_gb": rss_gb, "depth_s_per_view": per_
 """
 
 
-def object_runs(tmp: Path, shapes: list[str], layouts: list[str], views: int, pics: Path | None) -> None:
+def object_runs(
+    tmp: Path, shapes: list[str], layouts: list[str], views: int, pics: Path | None, *, previous: bool = False
+) -> None:
     from photoforge.synthetic import TABLE_SHAPES, WALL_SHAPES, make_object_capture
 
     cases = [(shape, layout) for shape in shapes if shape in TABLE_SHAPES for layout in layouts]
     cases += [(shape, "wall") for shape in shapes if shape in WALL_SHAPES]
+    methods = [("prev", PREVIOUS), ("now", {})] if previous else [("now", {})]
     print(
         f"(3) object test bed: {views} views {WIDTH}x{HEIGHT}, standard preset, depth cpu at 640 px; tolerances "
-        "0.5% and 1% of the object's bounding-box diagonal; held out: " + ", ".join(HELD_OUT)
+        "0.5% and 1% of the object's bounding-box diagonal; held out: "
+        + ", ".join(HELD_OUT)
+        + (f"; prev = the previous depth method {PREVIOUS}" if previous else "")
     )
     header = (
-        f"    {'shape':<9}{'layout':<9}{'stage':<7}{'P@0.5%':>7}{'R@0.5%':>7}{'F@0.5%':>7}"
+        f"    {'shape':<9}{'layout':<9}{'method':<7}{'stage':<7}{'P@0.5%':>7}{'R@0.5%':>7}{'F@0.5%':>7}"
         f"{'P@1%':>7}{'R@1%':>7}{'F@1%':>7}{'s/view':>8}{'RSS GB':>8}{'run s':>7}"
     )
     print(header, flush=True)
-    rows: list[tuple[str, str, dict]] = []
+    rows: list[tuple[str, str, str, dict]] = []
     for shape, layout in cases:
         root = tmp / f"{shape}-{layout}"
         make_object_capture(root, shape=shape, layout=layout, views=views, width=WIDTH, height=HEIGHT)  # type: ignore[arg-type]
-        overrides = {"ingest.max_size": 640, "depth.max_size": 640, "depth.backend": "cpu", "scale.marker_size": 0.05}
-        if layout == "wall":
-            overrides["asset.kind"] = "object"
-        run = subprocess.run(
-            [sys.executable, "-c", _OBJECT_CHILD, str(root), json.dumps(overrides)], capture_output=True, text=True
-        )
-        if run.returncode != 0:
-            print(f"    {shape:<9}{layout:<9}failed: {run.stderr.strip().splitlines()[-1:]}", flush=True)
-            continue
-        r = json.loads(run.stdout.strip().splitlines()[-1])
-        rows.append((shape, layout, r))
-        for stage in r["stages"]:
-            print(_row(shape, layout, stage, r), flush=True)
-        if pics is not None:
-            _pictures(root, pics / f"{shape}-{layout}")
-    for group, members in (("tuned-on", [x for x in rows if x[0] not in HELD_OUT]),
-                           ("held-out", [x for x in rows if x[0] in HELD_OUT])):  # fmt: skip
-        print(f"    mean over {group} ({len(members)} runs: {', '.join(f'{s}/{lay}' for s, lay, _ in members)})")
-        for stage in STAGES:
-            found = [next(x for x in r["stages"] if x["stage"] == stage) for _, _, r in members]
-            if found:
-                mean = {
-                    k: float(np.mean([f[k] for f in found]))
-                    for k in found[0]
-                    if k.startswith(("precision", "recall", "f@"))
-                }
-                print(_row("mean", group, mean | {"stage": stage}, None))  # fmt: skip
+        for method, changes in methods:
+            overrides = {"ingest.max_size": 640, "depth.max_size": 640, "depth.backend": "cpu",
+                         "scale.marker_size": 0.05} | changes  # fmt: skip
+            if layout == "wall":
+                overrides["asset.kind"] = "object"
+            run = subprocess.run(
+                [sys.executable, "-c", _OBJECT_CHILD, str(root), json.dumps(overrides)], capture_output=True, text=True
+            )
+            if run.returncode != 0:
+                print(f"    {shape:<9}{layout:<9}{method:<7}failed: {run.stderr.strip().splitlines()[-1:]}", flush=True)
+                continue
+            r = json.loads(run.stdout.strip().splitlines()[-1])
+            rows.append((shape, layout, method, r))
+            for stage in r["stages"]:
+                print(_row(f"{shape:<9}{layout:<9}{method:<7}", stage, r), flush=True)
+            if pics is not None:
+                _pictures(root, pics / f"{shape}-{layout}" if method == "now" else pics / f"{shape}-{layout}-{method}")
+    for group in ("tuned-on", "held-out"):
+        for method, _ in methods:
+            members = [x for x in rows if (x[0] in HELD_OUT) == (group == "held-out") and x[2] == method]
+            names = ", ".join(f"{s}/{lay}" for s, lay, _, _ in members)
+            print(f"    mean over {group}, {method} ({len(members)} runs: {names})")
+            for stage in STAGES:
+                found = [next(x for x in r["stages"] if x["stage"] == stage) for _, _, _, r in members]
+                if found:
+                    mean = {
+                        k: float(np.mean([f[k] for f in found]))
+                        for k in found[0]
+                        if k.startswith(("precision", "recall", "f@"))
+                    }
+                    print(_row(f"{'mean':<9}{group:<9}{method:<7}", mean | {"stage": stage}, None))
 
 
-def _row(shape: str, layout: str, stage: dict, run: dict | None) -> str:
+def _row(label: str, stage: dict, run: dict | None) -> str:
     numbers = "".join(f"{stage[f'{m}@{t}']:>7.3f}" for t in ("0.5%", "1.0%") for m in ("precision", "recall", "f"))
     extra = f"{run['depth_s_per_view']:>8.2f}{run['rss_gb']:>8.2f}{run['seconds']:>7.0f}" if run else ""
-    return f"    {shape:<9}{layout:<9}{stage['stage']:<7}{numbers}{extra}"
+    return f"    {label}{stage['stage']:<7}{numbers}{extra}"
 
 
 def _pictures(root: Path, stem: Path) -> None:
@@ -242,6 +259,7 @@ def main() -> int:
     parser.add_argument("--layouts", nargs="+", default=["table", "handheld"], choices=["table", "handheld"])
     parser.add_argument("--views", type=int, default=VIEWS)
     parser.add_argument("--pics", type=Path, help="with --shapes: where to save pictures of the missed surface")
+    parser.add_argument("--previous", action="store_true", help="with --shapes: the previous depth method too")
     parser.add_argument("--keep", type=Path, help="with --shapes: work here and keep it (default: a temporary folder)")
     args = parser.parse_args()
     if args.shapes is not None:
@@ -253,10 +271,10 @@ def main() -> int:
         shapes = args.shapes or list(SHAPES)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
-            object_runs(args.keep, shapes, args.layouts, args.views, args.pics)
+            object_runs(args.keep, shapes, args.layouts, args.views, args.pics, previous=args.previous)
             return 0
         with tempfile.TemporaryDirectory(prefix="pf-dense-") as tmp:
-            object_runs(Path(tmp), shapes, args.layouts, args.views, args.pics)
+            object_runs(Path(tmp), shapes, args.layouts, args.views, args.pics, previous=args.previous)
         return 0
     with tempfile.TemporaryDirectory(prefix="pf-dense-") as tmp:
         if not args.skip_synthetic:

@@ -68,7 +68,7 @@ def test_depth_artefacts_per_view(dense_run: dict) -> None:
         assert 0.2 < (maps["depth"] > 0).mean() < 0.6  # the blob covers about 40% of the frame
     assert (depth_dir / record["preview"]).stat().st_size > 1000
     assert (depth_dir / "undistorted" / "sparse" / "cameras.bin").is_file()
-    assert len(record["neighbours"]) == 4
+    assert len(record["neighbours"]) == dense_run["cfg"].depth.neighbours
 
 
 def test_fused_ply_is_standard_binary_ply(dense_run: dict) -> None:
@@ -118,14 +118,14 @@ def test_view_without_neighbours_is_skipped_with_a_warning(
 ) -> None:
     from photoforge.camera import views as views_module
 
-    real_rank = views_module.rank_neighbours
+    real_rank = views_module.nearest_by_angle
 
     def isolate_first(*args: object, **kwargs: object) -> dict[int, list[int]]:
         ranked = real_rank(*args, **kwargs)  # type: ignore[arg-type]
         ranked[0] = []
         return ranked
 
-    monkeypatch.setattr(depth_views, "rank_neighbours", isolate_first)
+    monkeypatch.setattr(depth_views, "nearest_by_angle", isolate_first)
     params = dense_run["cfg"].depth.model_copy(update={"planes": 16, "max_size": 160})
     with caplog.at_level(logging.WARNING, logger="photoforge"):
         metrics = _depth(dense_run, tmp_path, params)

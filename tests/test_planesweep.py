@@ -11,7 +11,7 @@ from conftest import textured_rgb
 from photoforge.camera.model import Camera, Rigid3
 from photoforge.geometry.mvs.colmap_stereo import read_array
 from photoforge.geometry.mvs.depthmaps import normals_from_depth
-from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, coarse_to_fine, plane_sweep
 
 K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
 
@@ -48,6 +48,73 @@ def test_plane_sweep_recovers_a_known_plane() -> None:
     assert np.median(np.abs(d - true_depth)) / true_depth < 0.005
     assert (np.abs(d - true_depth) / true_depth < 0.02).mean() > 0.95
     assert confidence.numpy()[inner].mean() > 0.8
+
+
+def _render_slanted(texture: np.ndarray, camera: Camera, normal: np.ndarray, offset: float) -> np.ndarray:
+    """The plane normal . X = offset (world = reference frame), textured in its own coordinates, seen by `camera`."""
+    import cv2
+
+    h, w = camera.height, camera.width
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(camera.k).T @ camera.cam_from_world.rotation
+    t = (offset - normal @ camera.centre) / (rays @ normal)
+    points = camera.centre + t[..., None] * rays
+    e1 = np.cross(normal, [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(normal, e1)
+    scale = 400.0  # texture pixels per scene unit
+    origin = np.array([0.0, 0.0, offset / normal[2]])  # the plane's point on the reference's optical axis
+    tu = ((points - origin) @ e1) * scale + texture.shape[1] / 2
+    tv = ((points - origin) @ e2) * scale + texture.shape[0] / 2
+    return cv2.remap(texture, tu.astype(np.float32), tv.astype(np.float32), cv2.INTER_LINEAR)
+
+
+def test_coarse_to_fine_beats_one_sweep_on_a_slanted_plane_seen_from_wide_baselines() -> None:
+    """A plane turned 50 degrees from the reference, sources 25 degrees around it: fronto-parallel windows
+    shear there, the fine pass's windows follow the coarse surface."""
+    texture = textured_rgb(7, 1024, 1024)[..., 1].astype(np.float32)
+    k = np.array([[240.0, 0, 80], [0, 240.0, 60], [0, 0, 1]])
+    normal = np.array([np.sin(np.radians(50)), 0.0, -np.cos(np.radians(50))])
+    offset = float(normal @ np.array([0.0, 0.0, 2.0]))  # through the point 2 units ahead of the reference
+
+    def orbit(name: str, degrees: float, up: float = 0.0) -> Camera:
+        """A camera on a circle around that point, looking at it."""
+        a, b = np.radians(degrees), np.radians(up)
+        rotation = _rotation(np.array([b, a, 0.0]))
+        centre = np.array([0.0, 0.0, 2.0]) - rotation.T @ np.array([0.0, 0.0, 2.0])
+        return Camera(name, k, Rigid3(rotation, -rotation @ centre), 160, 120)
+
+    reference = orbit("reference", 0.0)
+    ref = torch.from_numpy(_render_slanted(texture, reference, normal, offset))
+    sources = []
+    for i, (yaw, pitch) in enumerate(((25.0, 0.0), (-25.0, 0.0), (0.0, 25.0), (0.0, -25.0))):
+        camera = orbit(f"source{i}", yaw, pitch)
+        sources.append(SourceView(torch.from_numpy(_render_slanted(texture, camera, normal, offset)), camera))
+    u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(120) + 0.5)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(k).T
+    true_depth = offset / (rays @ normal)
+    inner = (slice(25, 95), slice(35, 125))
+    errors = {}
+    for name, settings in (
+        ("one sweep", SweepSettings(planes=64, window=7, top_k=2, coarse_factor=1)),
+        ("coarse to fine", SweepSettings(planes=64, window=7, top_k=2)),
+    ):
+        depth, _ = coarse_to_fine(ref, reference, sources, near=1.2, far=3.5, settings=settings)
+        relative = np.abs(depth.numpy() - true_depth) / true_depth
+        errors[name] = (float(np.median(relative[inner])), float((relative[inner] < 0.01).mean()))
+    # measured: one sweep 0.32% median, 93% within 1%; coarse to fine 0.20%, 99%
+    assert errors["coarse to fine"][0] < 0.0025, errors
+    assert errors["coarse to fine"][1] > 0.97, errors
+    assert errors["coarse to fine"][0] < 0.8 * errors["one sweep"][0], errors
+    assert errors["coarse to fine"][1] > errors["one sweep"][1] + 0.03, errors
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrix of x (pitch) then y (yaw) turns, radians."""
+    pitch, yaw, _ = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    return rx @ ry
 
 
 def test_normals_of_a_tilted_plane_face_the_camera() -> None:

@@ -84,3 +84,44 @@ def rank_neighbours(
         scores.sort(reverse=True)
         result[i] = [j for score, j in scores if score > 0]
     return result
+
+
+def nearest_by_angle(
+    views: list[RegisteredView],
+    points: dict[int, np.ndarray],
+    *,
+    min_shared: int = 10,
+    best_angle_deg: float = 5.0,
+) -> dict[int, list[int]]:
+    """For each view, the views that share points with it, nearest viewpoint first.
+
+    The angle is the one between the two cameras' rays to the centre of what the reference sees
+    (the median of its sparse points): sources that see the surface from close to the reference's
+    direction distort its windows least. `rank_neighbours`' shared-point sums pick whatever sees the
+    most of the sparse cloud instead, on an object capture the table around it: on a three-ring
+    table layout a low view got its sources from the top ring before its own ring. Below `best_angle_deg`
+    a source ranks as if it were further away (10x the shortfall: 1 degree ranks as 45): near-duplicate
+    frames give no depth resolution.
+    """
+    sets = [set(v.point_ids.tolist()) for v in views]
+    result: dict[int, list[int]] = {}
+    for i, ref in enumerate(views):
+        seen = [points[p] for p in ref.point_ids if p in points]
+        if not seen:
+            result[i] = []
+            continue
+        centre = np.median(np.stack(seen), axis=0)
+        to_ref = ref.camera.centre - centre
+        ranked = []
+        for j, src in enumerate(views):
+            if i == j or len(sets[i] & sets[j]) < min(min_shared, len(sets[i])):
+                continue
+            to_src = src.camera.centre - centre
+            cos = np.dot(to_ref, to_src) / (np.linalg.norm(to_ref) * np.linalg.norm(to_src) + 1e-12)
+            angle = float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+            if angle < 0.5:
+                continue  # the same viewpoint: no stereo at all
+            ranked.append((angle if angle >= best_angle_deg else best_angle_deg + 10 * (best_angle_deg - angle), j))
+        ranked.sort()
+        result[i] = [j for _, j in ranked]
+    return result

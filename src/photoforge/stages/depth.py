@@ -37,11 +37,17 @@ class DepthParams(StageParams):
         "auto", description="cuda: COLMAP PatchMatch (pycolmap-cuda12); cpu: photoforge's plane sweep"
     )
     torch_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the cpu backend's sweep runs")
+    method: Literal["coarse_to_fine", "sweep"] = Field(
+        "coarse_to_fine",
+        description="cpu backend: coarse_to_fine (half-size sweep, then a fine slant-following one at full size, "
+        "sources nearest in viewing angle); sweep (one full-size sweep, sources sharing most points: the earlier one)",
+    )
     max_size: int = Field(800, ge=64, description="longest side of the depth maps in px")
-    neighbours: int = Field(4, ge=1, le=16, description="source views per reference view")
-    planes: int = Field(96, ge=8, description="depth planes of the sweep (uniform in inverse depth)")
+    neighbours: int = Field(6, ge=1, le=16, description="source views per reference view")
+    planes: int = Field(96, ge=8, description="depth planes of the (coarse) sweep, uniform in inverse depth")
+    refine_planes: int = Field(16, ge=3, le=64, description="coarse_to_fine: depths per pixel of the full-size pass")
     window: int = Field(7, ge=3, le=21, description="ZNCC / PatchMatch window side in px (odd)")
-    top_k: int = Field(2, ge=1, description="best source scores averaged per pixel (occlusion-robust)")
+    top_k: int = Field(3, ge=1, description="best source scores averaged per pixel (occlusion-robust)")
     min_confidence: float = Field(0.5, ge=-1.0, le=1.0, description="ZNCC below which a depth is dropped")
     depth_margin: float = Field(0.2, ge=0.0, le=2.0, description="widen the sparse points' depth range by this")
     min_valid_fraction: float = Field(
@@ -98,9 +104,11 @@ def run_views(
     settings = depth_views.ViewSettings(
         max_size=params.max_size,
         torch_device=params.torch_device,
+        method=params.method,
         planes=params.planes,
         window=params.window,
         top_k=params.top_k,
+        refine_planes=params.refine_planes,
         min_confidence=params.min_confidence,
         min_valid_fraction=params.min_valid_fraction,
     )

@@ -2,7 +2,9 @@
 
 Both depth backends work on COLMAP-undistorted (pinhole) images: `cuda` reads the maps COLMAP
 PatchMatch wrote for the whole workspace, `cpu` runs photoforge's plane sweep (PyTorch, on a GPU
-too when torch sees one) per view. A job carries everything its view needs, so a task runner can
+too when torch sees one) per view: coarse to fine against the sources nearest in viewing angle
+(`method` coarse_to_fine), or the earlier single full-size sweep against the sources sharing the
+most sparse points (`method` sweep, kept to compare with). A job carries everything its view needs, so a task runner can
 ship it to another worker; every job writes into the same artefact (temp) dir. A view whose frame has
 the user's mask gets no depth outside it (photoforge.geometry.mvs.view_masks), so fusion ignores it.
 """
@@ -20,11 +22,11 @@ import pycolmap
 import torch
 
 from photoforge.camera.model import Camera
-from photoforge.camera.views import RegisteredView, depth_range, load_views, rank_neighbours
+from photoforge.camera.views import RegisteredView, depth_range, load_views, nearest_by_angle, rank_neighbours
 from photoforge.errors import StageError
 from photoforge.geometry.mvs import colmap_stereo
 from photoforge.geometry.mvs.depthmaps import normals_from_depth, preview, save_view
-from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, plane_sweep
+from photoforge.geometry.mvs.planesweep import SourceView, SweepSettings, coarse_to_fine
 from photoforge.geometry.mvs.view_masks import undistort_masks, view_mask
 from photoforge.io.images import read_rgb, resize_longest
 from photoforge.layout import MAPS_DIR, PREVIEWS_DIR, DepthViewRecord
@@ -42,9 +44,11 @@ class ViewSettings:
 
     max_size: int  # longest side of the maps in px
     torch_device: str  # auto, cpu or cuda: where the sweep runs
+    method: str  # coarse_to_fine or sweep (the cpu backend's)
     planes: int
     window: int
     top_k: int
+    refine_planes: int
     min_confidence: float
     min_valid_fraction: float
 
@@ -110,10 +114,11 @@ def view_jobs(
             sparse_dir,
         )
     ranked = rank_neighbours(views, points)
+    sources = ranked if settings.method == "sweep" else nearest_by_angle(views, points)
     return [
         ViewJob(
             view=view,
-            neighbours=[views[j] for j in ranked[view.index][:neighbours]],
+            neighbours=[views[j] for j in sources[view.index][:neighbours]],
             overlapping=[views[j].name for j in ranked[view.index][:MAX_OVERLAPPING]],
             bounds=depth_range(view, points, depth_margin),
             workspace=workspace,
@@ -254,9 +259,15 @@ def _sweep_view(
     for neighbour in neighbours:
         gray = images.gray(neighbour.name)
         sources.append(SourceView(gray, neighbour.camera.scaled(gray.shape[1], gray.shape[0])))
-    sweep = SweepSettings(planes=settings.planes, window=settings.window | 1, top_k=settings.top_k)
+    sweep = SweepSettings(
+        planes=settings.planes,
+        window=settings.window | 1,
+        top_k=settings.top_k,
+        coarse_factor=1 if settings.method == "sweep" else 2,
+        refine_planes=settings.refine_planes,
+    )
     try:
-        depth_t, conf_t = plane_sweep(ref, scaled, sources, bounds[0], bounds[1], sweep)
+        depth_t, conf_t = coarse_to_fine(ref, scaled, sources, bounds[0], bounds[1], sweep)
     except torch.cuda.OutOfMemoryError as exc:
         raise StageError(
             "depth",

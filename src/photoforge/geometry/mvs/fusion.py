@@ -19,9 +19,9 @@ from photoforge.camera.model import Camera
 
 @dataclass(frozen=True)
 class ConsistencySettings:
-    min_views: int = 2  # other views that must agree
+    min_views: int = 1  # other views that must agree
     depth_tolerance: float = 0.01  # relative depth difference
-    reprojection_px: float = 1.0  # forward-backward reprojection error
+    reprojection_px: float = 2.0  # forward-backward reprojection error (px)
     min_confidence: float = -1.0  # drop pixels below this confidence first
 
 
