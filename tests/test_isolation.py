@@ -106,6 +106,34 @@ def test_isolation_keeps_the_box_and_drops_ground_and_floater() -> None:
     assert cut.removed["support"] > 0 and cut.removed["outside_region"] > 0
 
 
+def test_a_stem_cut_off_under_its_cap_stays_and_a_floater_under_the_cap_goes() -> None:
+    """A mushroom: a wide cap with many points, a thin stem on the ground with few, a gap between them
+    (the junction no camera saw). The stem stands on the support inside the cap's footprint; a blob of
+    noise in the air under the cap does not touch the support; one beside the object is outside it."""
+    rng = np.random.default_rng(4)
+    ground = np.column_stack([rng.uniform(-0.6, 0.6, (40000, 2)), rng.normal(0, 0.001, 40000)])
+    cap = rng.normal(0, 1, (12000, 3))
+    cap = cap / np.linalg.norm(cap, axis=1, keepdims=True) * [0.15, 0.15, 0.08]
+    cap = cap[cap[:, 2] > 0] + [0, 0, 0.22]  # the dome's top half, from 0.22 m up
+    angle, z = rng.uniform(0, 2 * math.pi, 1100), rng.uniform(0.0, 0.17, 1100)  # a sixth of the cap's points
+    stem = np.column_stack([0.03 * np.cos(angle), 0.03 * np.sin(angle), z])  # up to 0.17 m: 5 cm short of the cap
+    floating = rng.normal([0.02, 0.06, 0.11], 0.006, (200, 3))
+    beside = rng.normal([0.35, 0.0, 0.09], 0.01, (300, 3)) * [1, 1, 0] + np.column_stack(
+        [np.zeros(300), np.zeros(300), rng.uniform(0.0, 0.18, 300)]
+    )
+    points = np.concatenate([ground, cap, stem, floating, beside])
+    part = np.repeat([0, 1, 2, 3, 4], [len(ground), len(cap), len(stem), len(floating), len(beside)])
+    cameras = _ring(24)
+    support = isolation.find_support(points, cameras, up=isolation.cameras_up(cameras), threshold=0.005)
+    inside = np.linalg.norm(points - [0, 0, 0.15], axis=1) < 0.5
+    spacing = isolation.median_spacing(points[(part == 1) | (part == 2)])
+    cut = isolation.isolate(points, inside=inside, support=support, band=0.01, spacing=spacing, keep_floaters=False)
+    assert np.mean(cut.keep[part == 1]) > 0.95  # the cap
+    assert np.mean(cut.keep[(part == 2) & (points[:, 2] > 0.03)]) > 0.9  # the stem above the support band
+    assert np.mean(cut.keep[part == 3]) < 0.05  # in the air under the cap
+    assert np.mean(cut.keep[part == 4]) < 0.05  # standing on the table beside the mushroom
+
+
 def test_a_wall_gives_the_front_and_keeps_up() -> None:
     rng = np.random.default_rng(3)
     wall = np.column_stack([rng.uniform(-0.6, 0.6, 30000), rng.normal(0, 0.001, 30000), rng.uniform(0, 1.2, 30000)])

@@ -211,7 +211,10 @@ def isolate(
     Pieces: DBSCAN (open3d) at a few point spacings. The main piece is the one with the most points
     times its height off the support; another piece stays when it is at least a fifth of its size
     and, with a support, stands at least FLAT_SHARE of the main piece's height off it: a picture frame
-    or a mat lying flat on the wall or the table goes with the support.
+    or a mat lying flat on the wall or the table goes with the support. With a support, a piece of any
+    size also stays when it stands on the support within the main piece's footprint: a mushroom's stem
+    under its cap, a table's legs, cut off from the main piece where the cameras could not see the
+    junction (measured: the test bed's mushroom lost its whole stem, recall 0.91 -> 0.72).
     """
     reasons = np.zeros(len(points), np.int8)
     reasons[~inside] = OUTSIDE
@@ -222,7 +225,8 @@ def isolate(
         candidates = np.flatnonzero(reasons == 0)
         if len(candidates):
             labels = _pieces(points[candidates], spacing)
-            keep = _main_pieces(labels, None if height is None else height[candidates])
+            footing = None if support is None or height is None else _Footing(support, height[candidates], band)
+            keep = _main_pieces(labels, points[candidates], footing)
             reasons[candidates[~keep]] = FLOATER
     names = {OUTSIDE: "outside_region", SUPPORT: "support", FLOATER: "floaters"}
     removed = {name: int(np.sum(reasons == code)) for code, name in names.items()}
@@ -235,18 +239,47 @@ def _pieces(points: np.ndarray, spacing: float) -> np.ndarray:
     return np.asarray(cloud.cluster_dbscan(eps=4.0 * spacing, min_points=4))
 
 
-def _main_pieces(labels: np.ndarray, height: np.ndarray | None) -> np.ndarray:
+@dataclass(frozen=True)
+class _Footing:
+    """The support under the pieces: their points' heights off it, and the band that counts as on it."""
+
+    support: Support
+    height: np.ndarray
+    band: float
+
+    def ground_plan(self, points: np.ndarray) -> np.ndarray:
+        """Points dropped onto the support plane (their place seen from above it)."""
+        return points - self.height[:, None] * self.support.normal
+
+    def under_main(self, labels: np.ndarray, points: np.ndarray, main: int) -> np.ndarray:
+        """Per piece: whether it stands on the support (its lowest points within 3 bands) inside the
+        main piece's footprint (its centre within the 95th-percentile radius of the main piece's plan)."""
+        plan = self.ground_plan(points)
+        centre = np.median(plan[labels == main], axis=0)
+        radius = np.percentile(np.linalg.norm(plan[labels == main] - centre, axis=1), 95)
+        result = np.zeros(labels.max() + 1, bool)
+        for i in range(len(result)):
+            members = labels == i
+            if members.any():
+                inside = np.linalg.norm(np.median(plan[members], axis=0) - centre) <= radius
+                result[i] = inside and np.percentile(self.height[members], 2) <= 3 * self.band
+        return result
+
+
+def _main_pieces(labels: np.ndarray, points: np.ndarray, footing: _Footing | None) -> np.ndarray:
     """Which points belong to the pieces that stay (see `isolate`)."""
     if not (labels >= 0).any():
         return np.zeros(len(labels), bool)
     sizes = np.bincount(labels[labels >= 0])
     tall = np.ones(len(sizes))
-    if height is not None:
+    if footing is not None:
+        height = footing.height
         tall = np.array([np.percentile(height[labels == i], 98) if sizes[i] else 0.0 for i in range(len(sizes))])
     main = int(np.argmax(sizes * np.maximum(tall, 0.0)))
     stays = sizes >= 0.2 * sizes[main]
-    if height is not None:
+    if footing is not None:
         stays &= tall >= FLAT_SHARE * tall[main]
+        stays |= footing.under_main(labels, points, main) & (tall >= FLAT_SHARE * tall[main])
     stays[main] = True
     return np.append(stays, False)[labels]  # label -1 (noise) reads the appended False
 

@@ -1,7 +1,8 @@
 """Stage depth: a depth map (with normal and confidence) per registered view.
 
 Two backends: `cuda` runs COLMAP PatchMatch (pycolmap-cuda12); `cpu` runs photoforge's own
-plane sweep in PyTorch (on a GPU too, when torch sees one). `auto` picks `cuda` when the
+coarse-to-fine plane sweep in PyTorch (on a GPU too, when torch sees one; `method` sweep: the
+earlier single sweep). `auto` picks `cuda` when the
 installed pycolmap has CUDA. Both work on COLMAP-undistorted (pinhole) images, kept in the
 artefact for later stages with the user's masks undistorted alike (no depth outside a mask).
 The per-view work is photoforge.geometry.mvs.depth_views.

@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 
 
 class FusionParams(StageParams):
-    # 1 other view and 2 px: measured on the object test bed (bench/dense.py --shapes), surfaces seen by few
-    # views (under a belly, on the low ring of a table layout) survive; precision at 1% stays >= 0.98
-    min_consistent_views: int = Field(1, ge=1, description="other views that must agree on a point")
+    # 2 views, or 1 for a confident match, and 2 px: measured on the object test bed (bench/dense.py --shapes),
+    # surfaces few views see (under a belly, from the low ring of a table layout) survive, and thin parts
+    # against a wall (a bust's horns) do not gain wrong points as they do when one view always suffices
+    min_consistent_views: int = Field(2, ge=1, description="other views that must agree on a point")
+    single_view_confidence: float = Field(
+        0.8, ge=-1.0, le=2.0, description="a point only 1 other view agrees with stays at this confidence (2: never)"
+    )
     depth_tolerance: float = Field(0.01, gt=0.0, le=0.2, description="relative depth difference that agrees")
     reprojection_px: float = Field(2.0, gt=0.0, description="forward-backward reprojection error that agrees")
     min_confidence: float = Field(-1.0, ge=-1.0, le=1.0, description="drop depths below this confidence first")
@@ -62,7 +66,11 @@ def run(inputs: FusionInputs, *, out: Path, params: FusionParams, progress: Prog
         )
     partners = _partners(records, params.max_partners)
     settings = ConsistencySettings(
-        params.min_consistent_views, params.depth_tolerance, params.reprojection_px, params.min_confidence
+        min_views=params.min_consistent_views,
+        single_view_confidence=params.single_view_confidence,
+        depth_tolerance=params.depth_tolerance,
+        reprojection_px=params.reprojection_px,
+        min_confidence=params.min_confidence,
     )
     fused = fuse(views, partners, settings, progress)
     if len(fused.xyz) == 0:

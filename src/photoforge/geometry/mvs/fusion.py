@@ -2,8 +2,9 @@
 
 A pixel's 3D point is kept when at least N other views see the same surface there: its depth
 projected into view j agrees with view j's depth map within a relative tolerance, and view j's
-point projects back within a few pixels (COLMAP's fusion test). Kept points are averaged with
-the agreeing views' points, which also averages their noise away.
+point projects back within a few pixels (COLMAP's fusion test); or one other view does and the
+pixel's own match is confident (surfaces that few views see well, such as an object's underside).
+Kept points are averaged with the agreeing views' points, which also averages their noise away.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from photoforge.camera.model import Camera
 
 @dataclass(frozen=True)
 class ConsistencySettings:
-    min_views: int = 1  # other views that must agree
+    min_views: int = 2  # other views that must agree
+    single_view_confidence: float = 2.0  # one agreeing view suffices from this confidence up (2: never)
     depth_tolerance: float = 0.01  # relative depth difference
     reprojection_px: float = 2.0  # forward-backward reprojection error (px)
     min_confidence: float = -1.0  # drop pixels below this confidence first
@@ -100,7 +102,8 @@ def fuse(
             idx = idx[ok]
             agree[idx] += 1
             position_sum[idx] += back[ok]
-        keep = agree >= settings.min_views
+        confident = ref.confidence[rows, cols] >= settings.single_view_confidence
+        keep = (agree >= settings.min_views) | ((agree >= 1) & confident)
         kept = keep.sum().item()
         counts.append(int(kept))
         if kept:
