@@ -113,7 +113,7 @@ def test_a_stem_cut_off_under_its_cap_stays_and_a_floater_under_the_cap_goes() -
     rng = np.random.default_rng(4)
     ground = np.column_stack([rng.uniform(-0.6, 0.6, (40000, 2)), rng.normal(0, 0.001, 40000)])
     cap = rng.normal(0, 1, (12000, 3))
-    cap = cap / np.linalg.norm(cap, axis=1, keepdims=True) * [0.15, 0.15, 0.08]
+    cap = cap / np.linalg.norm(cap, axis=1, keepdims=True) * [0.15, 0.15, 0.4]  # tall: the stem reaches 0.27
     cap = cap[cap[:, 2] > 0] + [0, 0, 0.22]  # the dome's top half, from 0.22 m up
     angle, z = rng.uniform(0, 2 * math.pi, 1100), rng.uniform(0.0, 0.17, 1100)  # a sixth of the cap's points
     stem = np.column_stack([0.03 * np.cos(angle), 0.03 * np.sin(angle), z])  # up to 0.17 m: 5 cm short of the cap
