@@ -217,6 +217,30 @@ def test_poisson_is_deterministic() -> None:
     assert np.array_equal(np.asarray(first.triangles), np.asarray(second.triangles))
 
 
+def test_max_gap_drops_the_membrane_poisson_spans_over_what_no_camera_saw() -> None:
+    """A sphere seen from the front only: Poisson closes its back with a membrane far from any point;
+    mesh.max_gap trims it and keeps the seen front (a wall-mounted bust's unseen pocket, bench/dense.py)."""
+    from photoforge.geometry.meshing import poisson_surface
+
+    rng = np.random.default_rng(1)
+    normals = rng.normal(size=(30_000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = normals[normals[:, 2] > -0.2]  # the front, a little past the equator
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(normals))
+    cloud.normals = o3d.utility.Vector3dVector(normals)
+    spacing = float(np.median(np.asarray(cloud.compute_nearest_neighbor_distance())))
+
+    def gaps(mesh: o3d.geometry.TriangleMesh) -> np.ndarray:
+        return np.asarray(o3d.geometry.PointCloud(mesh.vertices).compute_point_cloud_distance(cloud)) / spacing
+
+    whole = poisson_surface(cloud, depth=6, trim_quantile=0.0)
+    trimmed = poisson_surface(cloud, depth=6, trim_quantile=0.0, max_gap_spacings=4.0)
+    assert (gaps(whole) > 4.0).sum() > 200  # the membrane over the back (cropped to the cloud's box)
+    assert gaps(trimmed).max() <= 4.0
+    front = np.asarray(trimmed.vertices)[:, 2] > 0.2
+    assert front.sum() > 0.9 * (np.asarray(whole.vertices)[:, 2] > 0.2).sum()  # the seen front stays
+
+
 def test_watertight_that_cannot_close_says_so(
     tmp_path: Path, asset_run: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -23,8 +23,14 @@ class CleanupSettings:
     target_faces: int = 200_000  # quadric decimation budget
 
 
-def poisson_surface(cloud: o3d.geometry.PointCloud, depth: int, trim_quantile: float) -> o3d.geometry.TriangleMesh:
+def poisson_surface(
+    cloud: o3d.geometry.PointCloud, depth: int, trim_quantile: float, *, max_gap_spacings: float = 0.0
+) -> o3d.geometry.TriangleMesh:
     """Screened Poisson on an oriented cloud, low-density (unsupported) parts trimmed, cropped to the cloud.
+
+    `max_gap_spacings` > 0 also drops the vertices farther from every point than that many median point
+    spacings: Poisson spans what no camera saw with a smooth membrane (a web across a concave pocket,
+    a bulge over an object's unseen back) that the density trim keeps where the membrane is short.
 
     One thread: open3d's threaded solver moves ~2% of the vertices by ~1e-6 and reorders them from run
     to run, and the density trim then cuts differently (a test once got two components instead of one);
@@ -35,6 +41,11 @@ def poisson_surface(cloud: o3d.geometry.PointCloud, depth: int, trim_quantile: f
     densities = np.asarray(densities)
     if trim_quantile > 0 and len(densities):
         mesh.remove_vertices_by_mask(densities < np.quantile(densities, trim_quantile))
+    if max_gap_spacings > 0 and len(mesh.vertices) and len(cloud.points) > 1:
+        spacing = float(np.median(np.asarray(cloud.compute_nearest_neighbor_distance())))
+        vertices = o3d.geometry.PointCloud(mesh.vertices)
+        gap = np.asarray(vertices.compute_point_cloud_distance(cloud))
+        mesh.remove_vertices_by_mask(gap > max_gap_spacings * spacing)
     bbox = cloud.get_axis_aligned_bounding_box()
     margin = 0.02 * np.linalg.norm(bbox.get_extent())
     bbox = o3d.geometry.AxisAlignedBoundingBox(bbox.get_min_bound() - margin, bbox.get_max_bound() + margin)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 MIN_POINTS = 100
 
 
-def poisson_from_cloud(ply: Path, depth: int, trim_quantile: float) -> o3d.geometry.TriangleMesh:
+def poisson_from_cloud(
+    ply: Path, depth: int, trim_quantile: float, *, max_gap_spacings: float = 0.0
+) -> o3d.geometry.TriangleMesh:
     """Screened Poisson on the fused cloud (oriented points); an empty or flat cloud is an error."""
     xyz, rgb, normals = read_ply(ply)
     extent = np.ptp(xyz, axis=0) if len(xyz) else np.zeros(3)
@@ -32,7 +34,8 @@ def poisson_from_cloud(ply: Path, depth: int, trim_quantile: float) -> o3d.geome
         raise StageError(
             "mesh", f"the fused cloud is empty or degenerate ({len(xyz)} points, extent {extent.round(4)})", ply
         )
-    return meshing.poisson_surface(to_open3d(xyz, rgb, normals), depth, trim_quantile)
+    cloud = to_open3d(xyz, rgb, normals)
+    return meshing.poisson_surface(cloud, depth, trim_quantile, max_gap_spacings=max_gap_spacings)
 
 
 def tsdf_from_depth_maps(

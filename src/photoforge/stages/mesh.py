@@ -30,6 +30,9 @@ class MeshParams(StageParams):
     method: Literal["poisson", "tsdf"] = Field("poisson", description="surface from the fused cloud, or TSDF")
     poisson_depth: int = Field(10, ge=5, le=13, description="Poisson octree depth (detail vs time)")
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
+    max_gap: float = Field(
+        0.0, ge=0.0, description="poisson: drop surface farther than this many point spacings from the cloud (0: off)"
+    )
     tsdf_voxel_px: float = Field(2.0, gt=0.0, description="TSDF voxel size in pixel footprints")
     min_component_fraction: float = Field(
         0.1, ge=0.0, le=1.0, description="remove pieces smaller than this fraction of the mesh's diagonal"
@@ -70,7 +73,9 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
     if splat_dir is not None:
         surface = surfaces.tsdf_from_splats(splat_dir, params.tsdf_voxel_px)
     elif params.method == "poisson":
-        surface = surfaces.poisson_from_cloud(asset_dir / OBJECT_PLY, params.poisson_depth, params.density_trim)
+        surface = surfaces.poisson_from_cloud(
+            asset_dir / OBJECT_PLY, params.poisson_depth, params.density_trim, max_gap_spacings=params.max_gap
+        )
     else:
         surface = surfaces.tsdf_from_depth_maps(depth_dir, records, views, params.tsdf_voxel_px)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
