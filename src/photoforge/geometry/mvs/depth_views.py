@@ -267,7 +267,7 @@ def _sweep_view(
         refine_planes=settings.refine_planes,
     )
     try:
-        depth_t, conf_t = coarse_to_fine(ref, scaled, sources, bounds[0], bounds[1], sweep)
+        depth_t, conf_t = coarse_to_fine(ref, scaled, sources, near=bounds[0], far=bounds[1], settings=sweep)
     except torch.cuda.OutOfMemoryError as exc:
         raise StageError(
             "depth",

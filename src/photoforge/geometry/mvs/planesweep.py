@@ -163,13 +163,18 @@ def _sweep(matcher: _Matcher, inverse_depths: torch.Tensor, chunk: int) -> torch
     return volume
 
 
+def _depth_and_confidence(
+    matcher: _Matcher, inverse: torch.Tensor, score: torch.Tensor, interior: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth (0 where unknown) from inverse depth; confidence -1 where the window is textureless or the
+    best score sits at the end of the swept range."""
+    depth = torch.where(inverse > 0, 1.0 / inverse.clamp_min(_EPS), torch.zeros_like(inverse))
+    confidence = torch.where(matcher.textured & interior, score, torch.full_like(score, -1.0))
+    return depth, confidence
+
+
 def plane_sweep(
-    ref_gray: torch.Tensor,
-    ref: Camera,
-    sources: list[SourceView],
-    near: float,
-    far: float,
-    settings: SweepSettings,
+    ref_gray: torch.Tensor, ref: Camera, sources: list[SourceView], *, near: float, far: float, settings: SweepSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth (0 where unknown) and confidence (aggregated ZNCC, -1..1) of one fronto-parallel sweep.
 
@@ -180,10 +185,7 @@ def plane_sweep(
     inv_depths = torch.linspace(1.0 / near, 1.0 / far, settings.planes, device=ref_gray.device, dtype=torch.float64)
     score, index, interior = _best(_sweep(matcher, inv_depths, settings.chunk))
     step = (inv_depths[1] - inv_depths[0]).float() if settings.planes > 1 else torch.tensor(0.0)
-    inv = inv_depths[0].float() + index * step
-    depth = torch.where(inv > 0, 1.0 / inv, torch.zeros_like(inv))
-    confidence = torch.where(matcher.textured & interior, score, torch.full_like(score, -1.0))
-    return depth, confidence
+    return _depth_and_confidence(matcher, inv_depths[0].float() + index * step, score, interior)
 
 
 def local_sweep(
@@ -203,10 +205,7 @@ def local_sweep(
     offsets = (torch.arange(levels, device=centre.device, dtype=torch.float32) - (levels - 1) / 2) * step
     candidates = centre[None] + offsets[:, None, None]  # levels x H x W
     score, index, interior = _best(_sweep(matcher, candidates, settings.chunk))
-    inv = centre + offsets[0] + index * step
-    depth = torch.where(inv > 0, 1.0 / inv.clamp_min(_EPS), torch.zeros_like(inv))
-    confidence = torch.where(matcher.textured & interior, score, torch.full_like(score, -1.0))
-    return depth, confidence
+    return _depth_and_confidence(matcher, centre + offsets[0] + index * step, score, interior)
 
 
 def _shrunk(gray: torch.Tensor, factor: int) -> torch.Tensor:
@@ -217,17 +216,12 @@ def _shrunk(gray: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def coarse_to_fine(
-    ref_gray: torch.Tensor,
-    ref: Camera,
-    sources: list[SourceView],
-    near: float,
-    far: float,
-    settings: SweepSettings,
+    ref_gray: torch.Tensor, ref: Camera, sources: list[SourceView], *, near: float, far: float, settings: SweepSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth (0 where unknown) and confidence (-1..1) of the reference view: a coarse sweep of the whole
     range, then a fine sweep around its median-filtered surface at full size (see the module's text)."""
     if settings.coarse_factor <= 1 or settings.refine_planes < 3:
-        return plane_sweep(ref_gray, ref, sources, near, far, settings)
+        return plane_sweep(ref_gray, ref, sources, near=near, far=far, settings=settings)
     factor = settings.coarse_factor
     small_ref = _shrunk(ref_gray, factor)
     small_sources = []
@@ -236,8 +230,8 @@ def coarse_to_fine(
         small_sources.append(SourceView(gray, src.camera.scaled(gray.shape[1], gray.shape[0])))
     coarse = SweepSettings(planes=settings.planes, window=settings.coarse_window | 1, top_k=settings.top_k,
                            chunk=settings.chunk, min_texture=settings.min_texture)  # fmt: skip
-    depth, _ = plane_sweep(small_ref, ref.scaled(small_ref.shape[1], small_ref.shape[0]), small_sources, near, far,
-                           coarse)  # fmt: skip
+    small_camera = ref.scaled(small_ref.shape[1], small_ref.shape[0])
+    depth, _ = plane_sweep(small_ref, small_camera, small_sources, near=near, far=far, settings=coarse)
     inverse = torch.where(depth > 0, 1.0 / depth.clamp_min(_EPS), torch.full_like(depth, 1.0 / far))
     inverse = torch.from_numpy(cv2.medianBlur(inverse.cpu().numpy().astype(np.float32), 5)).to(ref_gray.device)
     centre = F.interpolate(inverse[None, None], size=ref_gray.shape, mode="bilinear", align_corners=False)[0, 0]
