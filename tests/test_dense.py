@@ -92,6 +92,51 @@ def test_stricter_consistency_keeps_fewer_points(dense_run: dict, tmp_path: Path
     assert metrics.points_before_cleanup < dense_run["fusion"].metrics["points_before_cleanup"]
 
 
+def test_a_confident_match_needs_one_view_fewer_and_only_from_the_sweep(dense_run: dict, tmp_path: Path) -> None:
+    """fusion.single_view_confidence admits points one agreeing view short; COLMAP's maps (confidence 1
+    everywhere) never get that: the same maps labelled cuda fuse as with the rule off."""
+    inputs = FusionInputs(depth=dense_run["depth"])
+    default = dense_run["fusion"].metrics["points_before_cleanup"]
+    never = dense_run["cfg"].fusion.model_copy(update={"single_view_confidence": 2.0})
+    (tmp_path / "never").mkdir()
+    (tmp_path / "cuda").mkdir()
+    strict = fusion.run(inputs, out=tmp_path / "never", params=never, progress=no_progress).points_before_cleanup
+    assert strict < default
+    relabelled = tmp_path / "depth"
+    shutil.copytree(dense_run["depth"].dir, relabelled)
+    summary = json.loads((relabelled / DEPTH_JSON).read_text())
+    (relabelled / DEPTH_JSON).write_text(json.dumps(summary | {"backend": "cuda"}))
+    as_cuda = fusion.run(
+        FusionInputs(depth=dense_run["depth"].model_copy(update={"path": str(relabelled)})),
+        out=tmp_path / "cuda",
+        params=dense_run["cfg"].fusion,
+        progress=no_progress,
+    )
+    assert as_cuda.points_before_cleanup == strict
+
+
+def test_the_sweep_method_keeps_its_shared_point_sources(dense_run: dict, tmp_path: Path) -> None:
+    """depth.method picks the source ranking: sweep the shared-point score it always had, coarse_to_fine
+    the nearest viewing angles (photoforge.camera.views)."""
+    from photoforge.camera.views import load_views, nearest_by_angle, rank_neighbours
+
+    undistorted = dense_run["depth"].dir / "undistorted"
+    model = pycolmap.Reconstruction(str(undistorted / "sparse"))
+    views, points = load_views(model)
+    expected = {"sweep": rank_neighbours(views, points), "coarse_to_fine": nearest_by_angle(views, points)}
+    assert expected["sweep"] != expected["coarse_to_fine"]
+    for method, ranked in expected.items():
+        settings = depth_views.ViewSettings(
+            max_size=240, torch_device="cpu", method=method, planes=16, window=5, top_k=2, refine_planes=8,
+            min_confidence=0.5, min_valid_fraction=0.01,
+        )  # fmt: skip
+        jobs = depth_views.view_jobs(
+            model, workspace=undistorted, out=tmp_path, backend="cpu", settings=settings, neighbours=4,
+            depth_margin=0.2, sparse_dir=undistorted / "sparse",
+        )  # fmt: skip
+        assert [[n.index for n in job.neighbours] for job in jobs] == [ranked[v.index][:4] for v in views]
+
+
 def test_sparse_model_too_thin_for_stereo(dense_run: dict, tmp_path: Path) -> None:
     model = pycolmap.Reconstruction(str(dense_run["sparse"].dir / "sparse"))
     for point_id in list(model.point3D_ids()):

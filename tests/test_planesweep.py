@@ -109,6 +109,27 @@ def test_coarse_to_fine_beats_one_sweep_on_a_slanted_plane_seen_from_wide_baseli
     assert errors["coarse to fine"][1] > errors["one sweep"][1] + 0.03, errors
 
 
+def test_the_fine_band_stays_inside_the_depth_range() -> None:
+    """A coarse surface at the near bound: the band is clamped to the range, never a negative inverse depth
+    (a depth of 1e6), and a best found at the bound is no match."""
+    from photoforge.geometry.mvs.planesweep import local_sweep
+
+    texture = textured_rgb(5, 640, 480)[..., 1].astype(np.float32)
+    ref = _render_plane(texture, 2.0, 0.0)
+    camera = Camera("source", K, Rigid3(np.eye(3), np.array([-0.15, 0.0, 0.0])), 160, 120)
+    sources = [SourceView(torch.from_numpy(_render_plane(texture, 2.0, 0.15)), camera)]
+    reference = Camera("reference", K, Rigid3(np.eye(3), np.zeros(3)), 160, 120)
+    near, far = 1.0, 4.0
+    centre = torch.full((120, 160), 1.0 / near)  # the coarse surface at the near bound
+    depth, confidence = local_sweep(
+        torch.from_numpy(ref), reference, sources, centre, step=0.1, settings=SweepSettings(refine_planes=9),
+        bounds=(1.0 / far, 1.0 / near),
+    )  # fmt: skip
+    assert float(depth.min()) >= near - 1e-6 and float(depth.max()) <= far + 1e-6
+    at_bound = torch.isclose(depth, torch.tensor(near))
+    assert at_bound.any() and bool((confidence[at_bound] == -1).all())
+
+
 def _rotation(angles: np.ndarray) -> np.ndarray:
     """Rotation matrix of x (pitch) then y (yaw) turns, radians."""
     pitch, yaw, _ = angles

@@ -196,6 +196,7 @@ class Isolation:
 OUTSIDE, SUPPORT, FLOATER = 1, 2, 3
 FLAT_SHARE = 0.3  # a piece lower than this share of the main piece's height off the support lies on it
 STANDING_BANDS = 5  # a piece under the main one stands up (a stem, a leg) when it reaches this many bands up
+MIN_STANDING_SHARE = 0.01  # and is more than a speck: this share of the main piece's points
 
 
 def isolate(
@@ -212,11 +213,11 @@ def isolate(
     Pieces: DBSCAN (open3d) at a few point spacings. The main piece is the one with the most points
     times its height off the support; another piece stays when it is at least a fifth of its size
     and, with a support, stands at least FLAT_SHARE of the main piece's height off it: a picture frame
-    or a mat lying flat on the wall or the table goes with the support. With a support, a piece of any
-    size also stays when it stands on the support within the main piece's footprint and reaches
-    STANDING_BANDS support bands up: a mushroom's stem under its cap, a table's legs, cut off from the
-    main piece where the cameras could not see the junction (measured: the test bed's mushroom lost
-    its whole stem, whose top is 0.30 of the cap's height: asset recall 0.91 -> 0.72).
+    or a mat lying flat on the wall or the table goes with the support. On a floor, a smaller piece
+    (MIN_STANDING_SHARE of the main one's points or more) also stays when it stands on the floor within
+    the main piece's footprint and reaches STANDING_BANDS support bands up: a mushroom's stem under its
+    cap, a table's legs, cut off from the main piece where no camera saw the junction (measured: the
+    test bed's mushroom lost its whole stem, whose top is 0.30 of the cap's height: recall 0.91 -> 0.72).
     """
     reasons = np.zeros(len(points), np.int8)
     reasons[~inside] = OUTSIDE
@@ -281,7 +282,9 @@ def _main_pieces(labels: np.ndarray, points: np.ndarray, footing: _Footing | Non
     stays = sizes >= 0.2 * sizes[main]
     if footing is not None:
         stays &= tall >= FLAT_SHARE * tall[main]
-        stays |= footing.under_main(labels, points, main) & (tall >= STANDING_BANDS * footing.band)
+        if footing.support.kind == "floor":  # on a wall, a frame around a bust stays with the wall
+            standing = footing.under_main(labels, points, main) & (tall >= STANDING_BANDS * footing.band)
+            stays |= standing & (sizes >= MIN_STANDING_SHARE * sizes[main])
     stays[main] = True
     return np.append(stays, False)[labels]  # label -1 (noise) reads the appended False
 

@@ -41,13 +41,16 @@ class DepthParams(StageParams):
     method: Literal["coarse_to_fine", "sweep"] = Field(
         "coarse_to_fine",
         description="cpu backend: coarse_to_fine (half-size sweep, then a fine slant-following one at full size, "
-        "sources nearest in viewing angle); sweep (one full-size sweep, sources sharing most points: the earlier one)",
+        "sources nearest in viewing angle); sweep (one full-size sweep, sources sharing most points: the earlier "
+        "method, which ran with neighbours 4 and top_k 2)",
     )
     max_size: int = Field(800, ge=64, description="longest side of the depth maps in px")
     neighbours: int = Field(6, ge=1, le=16, description="source views per reference view")
     planes: int = Field(96, ge=8, description="depth planes of the (coarse) sweep, uniform in inverse depth")
     refine_planes: int = Field(16, ge=3, le=64, description="coarse_to_fine: depths per pixel of the full-size pass")
-    window: int = Field(7, ge=3, le=21, description="ZNCC / PatchMatch window side in px (odd)")
+    window: int = Field(
+        7, ge=3, le=21, description="ZNCC / PatchMatch window side in px (odd); coarse_to_fine's half-size pass uses 5"
+    )
     top_k: int = Field(3, ge=1, description="best source scores averaged per pixel (occlusion-robust)")
     min_confidence: float = Field(0.5, ge=-1.0, le=1.0, description="ZNCC below which a depth is dropped")
     depth_margin: float = Field(0.2, ge=0.0, le=2.0, description="widen the sparse points' depth range by this")

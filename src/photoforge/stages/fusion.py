@@ -22,7 +22,11 @@ class FusionParams(StageParams):
     # against a wall (a bust's horns) do not gain wrong points as they do when one view always suffices
     min_consistent_views: int = Field(2, ge=1, description="other views that must agree on a point")
     single_view_confidence: float = Field(
-        0.8, ge=-1.0, le=2.0, description="a point only 1 other view agrees with stays at this confidence (2: never)"
+        0.8,
+        ge=-1.0,
+        le=2.0,
+        description="cpu depth: one view fewer than min_consistent_views suffices from this match confidence up "
+        "(2: never)",
     )
     depth_tolerance: float = Field(0.01, gt=0.0, le=0.2, description="relative depth difference that agrees")
     reprojection_px: float = Field(2.0, gt=0.0, description="forward-backward reprojection error that agrees")
@@ -47,7 +51,8 @@ def run(inputs: FusionInputs, *, out: Path, params: FusionParams, progress: Prog
     from photoforge.geometry.pointcloud import clean, from_open3d, to_open3d, write_ply
 
     depth_dir = inputs.depth.dir
-    records = DepthViews.read(depth_dir).usable
+    artefact = DepthViews.read(depth_dir)
+    records = artefact.usable
     if not records:
         raise StageError("fusion", "the depth artefact has no usable view", depth_dir)
     views = []
@@ -67,7 +72,8 @@ def run(inputs: FusionInputs, *, out: Path, params: FusionParams, progress: Prog
     partners = _partners(records, params.max_partners)
     settings = ConsistencySettings(
         min_views=params.min_consistent_views,
-        single_view_confidence=params.single_view_confidence,
+        # COLMAP's maps carry no match score (confidence 1 wherever there is depth): the rule is the sweep's
+        single_view_confidence=params.single_view_confidence if artefact.summary.get("backend") == "cpu" else 2.0,
         depth_tolerance=params.depth_tolerance,
         reprojection_px=params.reprojection_px,
         min_confidence=params.min_confidence,

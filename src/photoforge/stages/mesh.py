@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from photoforge.errors import StageError
 from photoforge.layout import MESH_PLY, OBJECT_PLY, TRANSFORM_JSON, DepthViews, IsolatedAsset
@@ -31,8 +31,18 @@ class MeshParams(StageParams):
     poisson_depth: int = Field(10, ge=5, le=13, description="Poisson octree depth (detail vs time)")
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
     max_gap: float = Field(
-        0.0, ge=0.0, description="poisson: drop surface farther than this many point spacings from the cloud (0: off)"
+        0.0,
+        ge=0.0,
+        description="poisson: drop surface farther than this many point spacings (1 or more) from the cloud (0: off)",
     )
+
+    @field_validator("max_gap")
+    @classmethod
+    def _off_or_a_spacing_at_least(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("mesh.max_gap is 0 (off) or at least 1 point spacing: below that it removes the surface")
+        return value
+
     tsdf_voxel_px: float = Field(2.0, gt=0.0, description="TSDF voxel size in pixel footprints")
     min_component_fraction: float = Field(
         0.1, ge=0.0, le=1.0, description="remove pieces smaller than this fraction of the mesh's diagonal"

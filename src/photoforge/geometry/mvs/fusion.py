@@ -2,8 +2,8 @@
 
 A pixel's 3D point is kept when at least N other views see the same surface there: its depth
 projected into view j agrees with view j's depth map within a relative tolerance, and view j's
-point projects back within a few pixels (COLMAP's fusion test); or one other view does and the
-pixel's own match is confident (surfaces that few views see well, such as an object's underside).
+point projects back within a few pixels (COLMAP's fusion test); or one fewer does and the pixel's
+own match is confident (surfaces that few views see well, such as an object's underside).
 Kept points are averaged with the agreeing views' points, which also averages their noise away.
 """
 
@@ -103,7 +103,7 @@ def fuse(
             agree[idx] += 1
             position_sum[idx] += back[ok]
         confident = ref.confidence[rows, cols] >= settings.single_view_confidence
-        keep = (agree >= settings.min_views) | ((agree >= 1) & confident)
+        keep = (agree >= settings.min_views) | ((agree >= max(1, settings.min_views - 1)) & confident)
         kept = keep.sum().item()
         counts.append(int(kept))
         if kept:

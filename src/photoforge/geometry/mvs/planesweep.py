@@ -196,16 +196,25 @@ def local_sweep(
     *,
     step: float,
     settings: SweepSettings,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth and confidence from `settings.refine_planes` inverse depths per pixel, `step` apart and
-    centred on `centre` (H x W inverse depth): each pixel sweeps its own band around a prior surface."""
+    centred on `centre` (H x W inverse depth): each pixel sweeps its own band around a prior surface.
+    `bounds` (lowest, highest inverse depth): the band stays inside them, a best at a bound is no match."""
     matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
                        min_texture=settings.min_texture)  # fmt: skip
     levels = settings.refine_planes
     offsets = (torch.arange(levels, device=centre.device, dtype=torch.float32) - (levels - 1) / 2) * step
     candidates = centre[None] + offsets[:, None, None]  # levels x H x W
+    if bounds is not None:
+        candidates = candidates.clamp(bounds[0], bounds[1])
     score, index, interior = _best(_sweep(matcher, candidates, settings.chunk))
-    return _depth_and_confidence(matcher, centre + offsets[0] + index * step, score, interior)
+    inverse = centre + offsets[0] + index * step
+    if bounds is not None:
+        inside = (inverse > bounds[0]) & (inverse < bounds[1])
+        interior &= inside
+        inverse = inverse.clamp(bounds[0], bounds[1])
+    return _depth_and_confidence(matcher, inverse, score, interior)
 
 
 def _shrunk(gray: torch.Tensor, factor: int) -> torch.Tensor:
@@ -237,4 +246,4 @@ def coarse_to_fine(
     centre = F.interpolate(inverse[None, None], size=ref_gray.shape, mode="bilinear", align_corners=False)[0, 0]
     coarse_step = (1.0 / near - 1.0 / far) / max(settings.planes - 1, 1)
     step = coarse_step * settings.refine_span / max(settings.refine_planes - 1, 1)
-    return local_sweep(ref_gray, ref, sources, centre, step=step, settings=settings)
+    return local_sweep(ref_gray, ref, sources, centre, step=step, settings=settings, bounds=(1.0 / far, 1.0 / near))
