@@ -241,6 +241,26 @@ def test_max_gap_drops_the_membrane_poisson_spans_over_what_no_camera_saw() -> N
     assert front.sum() > 0.9 * (np.asarray(whole.vertices)[:, 2] > 0.2).sum()  # the seen front stays
 
 
+def test_the_octree_depth_follows_the_face_budget_not_the_stray_points() -> None:
+    """A wall of 400k points: with stray points 3x its size away the octree is coarse at depth 10 and
+    Poisson's output small; without them depth 10 would give millions of faces for a 20k budget, so the
+    depth drops until the occupied cells fit FACES_PER_CELL_BUDGET x the budget."""
+    from photoforge.geometry.meshing import FACES_PER_CELL_BUDGET, octree_depth_for
+
+    rng = np.random.default_rng(2)
+    wall = np.column_stack([rng.uniform(0, 1, (400_000, 2)), rng.normal(0, 0.002, 400_000)])
+    strays = rng.uniform(-1, 3, (40, 3))
+    tight = octree_depth_for(wall, 10, 20_000)
+    assert tight < 10 and octree_depth_for(np.vstack([wall, strays]), 10, 20_000) > tight
+    assert octree_depth_for(wall, 10, 10_000_000) == 10  # a budget nothing exceeds: the depth asked for
+
+    def occupied(depth: int) -> int:
+        cells = np.floor((wall - wall.min(0)) / (np.ptp(wall, 0).max() / 2**depth)).astype(np.int64)
+        return len(np.unique(cells, axis=0))
+
+    assert occupied(tight) <= FACES_PER_CELL_BUDGET * 20_000 < occupied(tight + 1)
+
+
 def test_watertight_that_cannot_close_says_so(
     tmp_path: Path, asset_run: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

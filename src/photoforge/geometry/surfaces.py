@@ -25,7 +25,7 @@ MIN_POINTS = 100
 
 
 def poisson_from_cloud(
-    ply: Path, depth: int, trim_quantile: float, *, max_gap_spacings: float = 0.0
+    ply: Path, depth: int, trim_quantile: float, *, max_gap_spacings: float = 0.0, face_budget: int | None = None
 ) -> o3d.geometry.TriangleMesh:
     """Screened Poisson on the fused cloud (oriented points); an empty or flat cloud is an error."""
     xyz, rgb, normals = read_ply(ply)
@@ -35,7 +35,9 @@ def poisson_from_cloud(
             "mesh", f"the fused cloud is empty or degenerate ({len(xyz)} points, extent {extent.round(4)})", ply
         )
     cloud = to_open3d(xyz, rgb, normals)
-    return meshing.poisson_surface(cloud, depth, trim_quantile, max_gap_spacings=max_gap_spacings)
+    return meshing.poisson_surface(
+        cloud, depth, trim_quantile, max_gap_spacings=max_gap_spacings, face_budget=face_budget
+    )
 
 
 def tsdf_from_depth_maps(

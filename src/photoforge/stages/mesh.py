@@ -28,7 +28,12 @@ class MeshParams(StageParams):
         "classical", description="classical: from the fused cloud or depth maps (method); splats: TSDF of splat renders"
     )
     method: Literal["poisson", "tsdf"] = Field("poisson", description="surface from the fused cloud, or TSDF")
-    poisson_depth: int = Field(10, ge=5, le=13, description="Poisson octree depth (detail vs time)")
+    poisson_depth: int = Field(
+        10,
+        ge=5,
+        le=13,
+        description="Poisson octree depth at most (detail vs time; lower where target_faces needs less)",
+    )
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
     max_gap: float = Field(
         0.0,
@@ -84,7 +89,11 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
         surface = surfaces.tsdf_from_splats(splat_dir, params.tsdf_voxel_px)
     elif params.method == "poisson":
         surface = surfaces.poisson_from_cloud(
-            asset_dir / OBJECT_PLY, params.poisson_depth, params.density_trim, max_gap_spacings=params.max_gap
+            asset_dir / OBJECT_PLY,
+            params.poisson_depth,
+            params.density_trim,
+            max_gap_spacings=params.max_gap,
+            face_budget=params.target_faces,
         )
     else:
         surface = surfaces.tsdf_from_depth_maps(depth_dir, records, views, params.tsdf_voxel_px)
