@@ -12,7 +12,7 @@ import numpy as np
 import open3d as o3d
 import pymeshlab
 
-from photoforge.geometry.isolation import perpendicular
+from photoforge.geometry.isolation import median_spacing, perpendicular
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def poisson_surface(
     if trim_quantile > 0 and len(densities):
         mesh.remove_vertices_by_mask(densities < np.quantile(densities, trim_quantile))
     if max_gap_spacings > 0 and len(mesh.vertices) and len(cloud.points) > 1:
-        spacing = float(np.median(np.asarray(cloud.compute_nearest_neighbor_distance())))
+        spacing = median_spacing(np.asarray(cloud.points))
         vertices = o3d.geometry.PointCloud(mesh.vertices)
         gap = np.asarray(vertices.compute_point_cloud_distance(cloud))
         mesh.remove_vertices_by_mask(gap > max_gap_spacings * spacing)
