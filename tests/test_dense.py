@@ -128,7 +128,7 @@ def test_the_sweep_method_keeps_its_shared_point_sources(dense_run: dict, tmp_pa
     for method, ranked in expected.items():
         settings = depth_views.ViewSettings(
             max_size=240, torch_device="cpu", method=method, planes=16, window=5, top_k=2, refine_planes=8,
-            min_confidence=0.5, min_valid_fraction=0.01,
+            foreground_planes=0, min_confidence=0.5, min_valid_fraction=0.01,
         )  # fmt: skip
         jobs = depth_views.view_jobs(
             model, workspace=undistorted, out=tmp_path, backend="cpu", settings=settings, neighbours=4,

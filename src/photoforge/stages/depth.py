@@ -47,7 +47,16 @@ class DepthParams(StageParams):
     max_size: int = Field(800, ge=64, description="longest side of the depth maps in px")
     neighbours: int = Field(6, ge=1, le=16, description="source views per reference view")
     planes: int = Field(96, ge=8, description="depth planes of the (coarse) sweep, uniform in inverse depth")
-    refine_planes: int = Field(16, ge=3, le=64, description="coarse_to_fine: depths per pixel of the full-size pass")
+    refine_planes: int = Field(
+        12, ge=3, le=64, description="coarse_to_fine: depths per pixel of the full-size pass around the coarse surface"
+    )
+    foreground_planes: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="coarse_to_fine: depths per pixel of a second full-size band around the nearest coarse "
+        "neighbour (object rims, thin parts, the strip above a table); 0 turns it off",
+    )
     window: int = Field(
         7, ge=3, le=21, description="ZNCC / PatchMatch window side in px (odd); coarse_to_fine's half-size pass uses 5"
     )
@@ -113,6 +122,7 @@ def run_views(
         window=params.window,
         top_k=params.top_k,
         refine_planes=params.refine_planes,
+        foreground_planes=params.foreground_planes,
         min_confidence=params.min_confidence,
         min_valid_fraction=params.min_valid_fraction,
     )

@@ -49,6 +49,7 @@ class ViewSettings:
     window: int
     top_k: int
     refine_planes: int
+    foreground_planes: int
     min_confidence: float
     min_valid_fraction: float
 
@@ -265,6 +266,7 @@ def _sweep_view(
         top_k=settings.top_k,
         coarse_factor=1 if settings.method == "sweep" else 2,
         refine_planes=settings.refine_planes,
+        foreground_planes=settings.foreground_planes,
     )
     try:
         depth_t, conf_t = coarse_to_fine(ref, scaled, sources, near=bounds[0], far=bounds[1], settings=sweep)

@@ -7,9 +7,14 @@ Two passes per view (`coarse_to_fine`):
 2. a sweep at full size of a narrow band around that surface (`local_sweep`): every pixel tries
    its own depths, the coarse one plus and minus a few coarse plane steps, finely spaced. The
    window's pixels each sit at their own coarse depth, so the window follows the surface's slant
-   instead of a fronto-parallel plane; that is what wide baselines on curved objects need.
+   instead of a fronto-parallel plane; that is what wide baselines on curved objects need;
+3. a second, sparser full-size band around the *nearest* coarse surface among each pixel's 3x3
+   coarse neighbours, and each pixel keeps the better-scoring of the two. The coarse windows and the
+   median filter pull an object's rim, thin parts and the strip above the table towards the
+   background behind them, out of the first band's reach.
 Measured on the object test bed (bench/dense.py): per-pixel F@1% 0.71 -> 0.91 on vase/table, at
-less than half the time of one full-size sweep.
+less than half the time of one full-size sweep; the foreground band adds 0.03-0.04 of per-pixel
+recall on vase, duck, mushroom and bust for about 0.2 s per view.
 
 Why our own: COLMAP's PatchMatch needs CUDA, and users want dense geometry on a laptop. Torch
 ops (grid_sample, avg_pool2d) make the same code run on a GPU when there is one. Memory stays
@@ -40,7 +45,8 @@ class SweepSettings:
     min_texture: float = 2.0  # grey-level std (0-255) below which a window is textureless
     coarse_factor: int = 2  # the coarse pass runs at 1/coarse_factor of the size (1: one full-size sweep only)
     coarse_window: int = 5  # ZNCC window side of the coarse pass, in coarse pixels
-    refine_planes: int = 16  # depths per pixel of the full-size pass
+    refine_planes: int = 12  # depths per pixel of the full-size pass around the coarse surface
+    foreground_planes: int = 8  # depths per pixel of the band around the nearest coarse neighbour (0: none)
     refine_span: float = 4.0  # coarse plane steps the full-size pass covers, centred on the coarse depth
 
 
@@ -203,12 +209,24 @@ def local_sweep(
     `bounds` (lowest, highest inverse depth): the band stays inside them, a best at a bound is no match."""
     matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
                        min_texture=settings.min_texture)  # fmt: skip
-    levels = settings.refine_planes
+    return _band(matcher, centre, levels=settings.refine_planes, step=step, chunk=settings.chunk, bounds=bounds)
+
+
+def _band(
+    matcher: _Matcher,
+    centre: torch.Tensor,
+    *,
+    levels: int,
+    step: float,
+    chunk: int,
+    bounds: tuple[float, float] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`local_sweep` with a matcher already built (two bands of one view share it)."""
     offsets = (torch.arange(levels, device=centre.device, dtype=torch.float32) - (levels - 1) / 2) * step
     candidates = centre[None] + offsets[:, None, None]  # levels x H x W
     if bounds is not None:
         candidates = candidates.clamp(bounds[0], bounds[1])
-    score, index, interior = _best(_sweep(matcher, candidates, settings.chunk))
+    score, index, interior = _best(_sweep(matcher, candidates, chunk))
     inverse = centre + offsets[0] + index * step
     if bounds is not None:
         inside = (inverse > bounds[0]) & (inverse < bounds[1])
@@ -228,7 +246,8 @@ def coarse_to_fine(
     ref_gray: torch.Tensor, ref: Camera, sources: list[SourceView], *, near: float, far: float, settings: SweepSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth (0 where unknown) and confidence (-1..1) of the reference view: a coarse sweep of the whole
-    range, then a fine sweep around its median-filtered surface at full size (see the module's text)."""
+    range, then fine sweeps around its median-filtered surface and its nearest-neighbour surface at full size
+    (see the module's text)."""
     if settings.coarse_factor <= 1 or settings.refine_planes < 3:
         return plane_sweep(ref_gray, ref, sources, near=near, far=far, settings=settings)
     factor = settings.coarse_factor
@@ -242,8 +261,23 @@ def coarse_to_fine(
     small_camera = ref.scaled(small_ref.shape[1], small_ref.shape[0])
     depth, _ = plane_sweep(small_ref, small_camera, small_sources, near=near, far=far, settings=coarse)
     inverse = torch.where(depth > 0, 1.0 / depth.clamp_min(_EPS), torch.full_like(depth, 1.0 / far))
-    inverse = torch.from_numpy(cv2.medianBlur(inverse.cpu().numpy().astype(np.float32), 5)).to(ref_gray.device)
-    centre = F.interpolate(inverse[None, None], size=ref_gray.shape, mode="bilinear", align_corners=False)[0, 0]
-    coarse_step = (1.0 / near - 1.0 / far) / max(settings.planes - 1, 1)
-    step = coarse_step * settings.refine_span / max(settings.refine_planes - 1, 1)
-    return local_sweep(ref_gray, ref, sources, centre, step=step, settings=settings, bounds=(1.0 / far, 1.0 / near))
+    inverse = cv2.medianBlur(inverse.cpu().numpy().astype(np.float32), 5)
+    span = (1.0 / near - 1.0 / far) / max(settings.planes - 1, 1) * settings.refine_span  # in inverse depth
+    matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
+                       min_texture=settings.min_texture)  # fmt: skip
+    bounds = (1.0 / far, 1.0 / near)
+    best = _band(matcher, _upsampled(inverse, ref_gray), levels=settings.refine_planes,
+                 step=span / max(settings.refine_planes - 1, 1), chunk=settings.chunk, bounds=bounds)  # fmt: skip
+    if settings.foreground_planes < 3:
+        return best
+    nearest = cv2.dilate(inverse, np.ones((3, 3), np.uint8))  # the largest inverse depth: the nearest surface
+    other = _band(matcher, _upsampled(nearest, ref_gray), levels=settings.foreground_planes,
+                  step=span / max(settings.foreground_planes - 1, 1), chunk=settings.chunk, bounds=bounds)  # fmt: skip
+    better = other[1] > best[1]
+    return torch.where(better, other[0], best[0]), torch.where(better, other[1], best[1])
+
+
+def _upsampled(inverse: np.ndarray, ref_gray: torch.Tensor) -> torch.Tensor:
+    """A coarse inverse-depth map at the reference's size (bilinear)."""
+    coarse = torch.from_numpy(inverse).to(ref_gray.device)
+    return F.interpolate(coarse[None, None], size=ref_gray.shape, mode="bilinear", align_corners=False)[0, 0]
