@@ -155,3 +155,48 @@ def test_colmap_array_reader(tmp_path: Path) -> None:
         f.write(b"4&3&2&")
         f.write(np.transpose(array, (2, 0, 1)).astype(np.float32).tobytes())  # planar, as COLMAP writes
     assert np.array_equal(read_array(path), array)
+
+
+def _bar_scene(shift: float, *, bar_depth: float, wall_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """A thin textured upright bar (x in -0.1..-0.04, about 7 px wide) in front of a textured wall, seen by
+    a fronto-parallel camera moved `shift` along x; also where the bar is in the image."""
+    import cv2
+
+    u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(120) + 0.5)
+    layers, bar_x = [], None
+    for seed, depth in ((3, bar_depth), (9, wall_depth)):
+        texture = textured_rgb(seed, 1024, 1024)[..., 1].astype(np.float32)
+        x = (u - K[0, 2]) / K[0, 0] * depth + shift
+        y = (v - K[1, 2]) / K[1, 1] * depth
+        tu, tv = x * 400 + 512, y * 400 + 512
+        layers.append(cv2.remap(texture, tu.astype(np.float32), tv.astype(np.float32), cv2.INTER_LINEAR))
+        bar_x = x if bar_x is None else bar_x
+    on_bar = (bar_x > -0.1) & (bar_x < -0.04)
+    return np.where(on_bar, layers[0], layers[1]), on_bar
+
+
+def test_the_foreground_band_finds_a_thin_part_the_coarse_surface_blurs_into_the_background() -> None:
+    """The coarse windows and median filter pull a thin part towards the wall behind it, out of the fine
+    band's reach; the second band, around the nearest coarse neighbour, brings it back, the wall unchanged."""
+    bar_depth, wall_depth = 1.6, 3.0
+    ref, on_bar = _bar_scene(0.0, bar_depth=bar_depth, wall_depth=wall_depth)
+    sources = []
+    for shift in (0.12, -0.12, 0.24, -0.24):
+        image, _ = _bar_scene(shift, bar_depth=bar_depth, wall_depth=wall_depth)
+        camera = Camera("source", K, Rigid3(np.eye(3), np.array([-shift, 0.0, 0.0])), 160, 120)
+        sources.append(SourceView(torch.from_numpy(image), camera))
+    reference = Camera("reference", K, Rigid3(np.eye(3), np.zeros(3)), 160, 120)
+    bar = on_bar.copy()
+    bar[:10] = bar[-10:] = False  # rows the vertical window cannot fill
+    found = {}
+    for foreground_planes in (0, 8):
+        settings = SweepSettings(planes=64, window=7, top_k=2, foreground_planes=foreground_planes)
+        depth, _ = coarse_to_fine(torch.from_numpy(ref), reference, sources, near=1.0, far=4.0, settings=settings)
+        d = depth.numpy()
+        found[foreground_planes] = (
+            float((np.abs(d[bar] - bar_depth) / bar_depth < 0.01).mean()),
+            float((np.abs(d[~on_bar] - wall_depth) / wall_depth < 0.01).mean()),
+        )
+    # measured: bar 0.66 -> 0.76 of its pixels within 1%, wall 0.965 both
+    assert found[8][0] > 0.72 and found[8][0] > found[0][0] + 0.05, found
+    assert found[8][1] > 0.95 and abs(found[8][1] - found[0][1]) < 0.01, found
