@@ -186,3 +186,16 @@ def test_cuda_backend_without_cuda_is_a_clear_error(dense_run: dict, tmp_path: P
         _depth(dense_run, tmp_path, params)
     assert not any(tmp_path.iterdir())
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("planes", [1, 2])
+def test_a_foreground_band_of_one_or_two_depths_is_refused(planes: int) -> None:
+    """A band needs a depth either side of its best for the parabola: 1 or 2 would silently be off."""
+    from pydantic import ValidationError
+
+    from photoforge.stages.depth import DepthParams
+
+    assert DepthParams(foreground_planes=0).foreground_planes == 0
+    assert DepthParams().foreground_planes == 8
+    with pytest.raises(ValidationError, match="0 \\(off\\) or at least 3"):
+        DepthParams(foreground_planes=planes)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from photoforge.errors import StageError
 from photoforge.layout import DEPTH_JSON, FRAMES_DIR, MAPS_DIR, MASKS_DIR, PREVIEWS_DIR, SPARSE_DIR, UNDISTORTED
@@ -66,6 +66,13 @@ class DepthParams(StageParams):
     min_valid_fraction: float = Field(
         0.01, ge=0.0, le=1.0, description="a view with less valid depth than this is reported unusable"
     )
+
+    @field_validator("foreground_planes")
+    @classmethod
+    def _off_or_a_band(cls, value: int) -> int:
+        if 0 < value < 3:
+            raise ValueError("depth.foreground_planes is 0 (off) or at least 3: a band needs a depth either side")
+        return value
 
 
 class DepthInputs(StageInputs):
