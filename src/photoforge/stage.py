@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from photoforge import __version__
 from photoforge.code_keys import fingerprint
@@ -37,6 +37,17 @@ class Progress(Protocol):
 
 def no_progress(done: int, total: int, message: str = "") -> None:
     """A Progress that reports nothing (library calls outside the CLI and the flow)."""
+
+
+def off_or_at_least(minimum: float, why: str) -> AfterValidator:
+    """A parameter that is 0 (off) or at least `minimum`: a value between would silently be wrong."""
+
+    def check(value: float) -> float:
+        if 0 < value < minimum:
+            raise ValueError(f"0 (off) or at least {minimum:g}: {why}")
+        return value
+
+    return AfterValidator(check)
 
 
 class StageParams(BaseModel):

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from photoforge.errors import StageError
 from photoforge.layout import DEPTH_JSON, FRAMES_DIR, MAPS_DIR, MASKS_DIR, PREVIEWS_DIR, SPARSE_DIR, UNDISTORTED
 from photoforge.metrics import DepthMetrics
-from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult, off_or_at_least
 from photoforge.store import write_json
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class DepthParams(StageParams):
     refine_planes: int = Field(
         12, ge=3, le=64, description="coarse_to_fine: depths per pixel of the full-size pass around the coarse surface"
     )
-    foreground_planes: int = Field(
+    foreground_planes: Annotated[int, off_or_at_least(3, "a band needs a depth either side of its best")] = Field(
         8,
         ge=0,
         le=64,
@@ -66,13 +66,6 @@ class DepthParams(StageParams):
     min_valid_fraction: float = Field(
         0.01, ge=0.0, le=1.0, description="a view with less valid depth than this is reported unusable"
     )
-
-    @field_validator("foreground_planes")
-    @classmethod
-    def _off_or_a_band(cls, value: int) -> int:
-        if 0 < value < 3:
-            raise ValueError("depth.foreground_planes is 0 (off) or at least 3: a band needs a depth either side")
-        return value
 
 
 class DepthInputs(StageInputs):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from photoforge.errors import StageError
 from photoforge.layout import MESH_PLY, OBJECT_PLY, TRANSFORM_JSON, DepthViews, IsolatedAsset
 from photoforge.metrics import MeshMetrics
-from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult, off_or_at_least
 from photoforge.store import write_json
 
 log = logging.getLogger("photoforge")
@@ -35,18 +35,11 @@ class MeshParams(StageParams):
         description="Poisson octree depth at most (detail vs time; lower where target_faces needs less)",
     )
     density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
-    max_gap: float = Field(
+    max_gap: Annotated[float, off_or_at_least(1, "below one point spacing it removes the surface")] = Field(
         0.0,
         ge=0.0,
         description="poisson: drop surface farther than this many point spacings (1 or more) from the cloud (0: off)",
     )
-
-    @field_validator("max_gap")
-    @classmethod
-    def _off_or_a_spacing_at_least(cls, value: float) -> float:
-        if 0 < value < 1:
-            raise ValueError("mesh.max_gap is 0 (off) or at least 1 point spacing: below that it removes the surface")
-        return value
 
     tsdf_voxel_px: float = Field(2.0, gt=0.0, description="TSDF voxel size in pixel footprints")
     min_component_fraction: float = Field(
