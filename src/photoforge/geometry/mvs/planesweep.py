@@ -107,12 +107,12 @@ def _projections(ref: Camera, sources: list[SourceView], height: int, width: int
 class _Matcher:
     """ZNCC of the reference's windows against the sources warped at given depths, best `top_k` averaged."""
 
-    def __init__(self, ref_gray: torch.Tensor, ref: Camera, sources: list[SourceView], *, window: int, top_k: int,
-                 min_texture: float) -> None:  # fmt: skip
+    def __init__(self, ref_gray: torch.Tensor, ref: Camera, sources: list[SourceView], settings: SweepSettings) -> None:
+        window, min_texture = settings.window, settings.min_texture
         self.height, self.width = ref_gray.shape
         self.window, self.min_texture = window, min_texture
         self.sources = sources
-        self.top_k = max(1, min(top_k, len(sources)))
+        self.top_k = max(1, min(settings.top_k, len(sources)))
         self.ref_image = ref_gray[None, None]
         self.mu_r = _box(self.ref_image, window)
         self.var_r = (_box(self.ref_image * self.ref_image, window) - self.mu_r * self.mu_r).clamp_min(0)
@@ -186,8 +186,7 @@ def plane_sweep(
 
     `ref` is the reference camera at the size of `ref_gray`.
     """
-    matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
-                       min_texture=settings.min_texture)  # fmt: skip
+    matcher = _Matcher(ref_gray, ref, sources, settings)
     inv_depths = torch.linspace(1.0 / near, 1.0 / far, settings.planes, device=ref_gray.device, dtype=torch.float64)
     score, index, interior = _best(_sweep(matcher, inv_depths, settings.chunk))
     step = (inv_depths[1] - inv_depths[0]).float() if settings.planes > 1 else torch.tensor(0.0)
@@ -207,8 +206,7 @@ def local_sweep(
     """Depth and confidence from `settings.refine_planes` inverse depths per pixel, `step` apart and
     centred on `centre` (H x W inverse depth): each pixel sweeps its own band around a prior surface.
     `bounds` (lowest, highest inverse depth): the band stays inside them, a best at a bound is no match."""
-    matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
-                       min_texture=settings.min_texture)  # fmt: skip
+    matcher = _Matcher(ref_gray, ref, sources, settings)
     return _band(matcher, centre, levels=settings.refine_planes, step=step, chunk=settings.chunk, bounds=bounds)
 
 
@@ -263,8 +261,7 @@ def coarse_to_fine(
     inverse = torch.where(depth > 0, 1.0 / depth.clamp_min(_EPS), torch.full_like(depth, 1.0 / far))
     inverse = cv2.medianBlur(inverse.cpu().numpy().astype(np.float32), 5)
     span = (1.0 / near - 1.0 / far) / max(settings.planes - 1, 1) * settings.refine_span  # in inverse depth
-    matcher = _Matcher(ref_gray, ref, sources, window=settings.window, top_k=settings.top_k,
-                       min_texture=settings.min_texture)  # fmt: skip
+    matcher = _Matcher(ref_gray, ref, sources, settings)
     bounds = (1.0 / far, 1.0 / near)
     best = _band(matcher, _upsampled(inverse, ref_gray), levels=settings.refine_planes,
                  step=span / max(settings.refine_planes - 1, 1), chunk=settings.chunk, bounds=bounds)  # fmt: skip
