@@ -38,8 +38,9 @@ def octree_depth_for(points: np.ndarray, max_depth: int, face_budget: int) -> in
     if len(points) == 0:
         return max_depth
     low, extent = points.min(axis=0), float(np.ptp(points, axis=0).max())
+    finest = np.floor((points - low) / max(extent / 2**max_depth, 1e-12)).astype(np.int64)
     for depth in range(max_depth, 4, -1):
-        cells = np.floor((points - low) / max(extent / 2**depth, 1e-12)).astype(np.int64)
+        cells = finest >> (max_depth - depth)  # a cell of depth d holds 2^(D-d) cells of depth D per axis
         occupied = len(np.unique(cells[:, 0] << 42 | cells[:, 1] << 21 | cells[:, 2]))
         if occupied <= FACES_PER_CELL_BUDGET * face_budget:
             return depth
