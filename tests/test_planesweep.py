@@ -163,14 +163,14 @@ def _bar_scene(shift: float, *, bar_depth: float, wall_depth: float) -> tuple[np
     import cv2
 
     u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(120) + 0.5)
-    layers, bar_x = [], None
+    layers = []
     for seed, depth in ((3, bar_depth), (9, wall_depth)):
         texture = textured_rgb(seed, 1024, 1024)[..., 1].astype(np.float32)
         x = (u - K[0, 2]) / K[0, 0] * depth + shift
         y = (v - K[1, 2]) / K[1, 1] * depth
         tu, tv = x * 400 + 512, y * 400 + 512
         layers.append(cv2.remap(texture, tu.astype(np.float32), tv.astype(np.float32), cv2.INTER_LINEAR))
-        bar_x = x if bar_x is None else bar_x
+    bar_x = (u - K[0, 2]) / K[0, 0] * bar_depth + shift  # the bar's plane under each pixel
     on_bar = (bar_x > -0.1) & (bar_x < -0.04)
     return np.where(on_bar, layers[0], layers[1]), on_bar
 
