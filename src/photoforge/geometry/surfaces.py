@@ -6,6 +6,7 @@ Each returns an open3d mesh in the reconstruction's world frame, before clean-up
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ import numpy as np
 import open3d as o3d
 
 from photoforge.errors import StageError
-from photoforge.geometry import meshing
+from photoforge.geometry import meshing, visibility
 from photoforge.geometry.mvs.depthmaps import load_view
 from photoforge.geometry.pointcloud import read_ply, to_open3d
 
@@ -56,6 +57,40 @@ def tsdf_from_depth_maps(
         raise StageError("mesh", "no depth to fuse into a TSDF", depth_dir)
     voxel = voxel_px * float(np.median(footprints))
     return meshing.tsdf_surface(frames, voxel)
+
+
+def carve_seen_through(
+    surface: o3d.geometry.TriangleMesh,
+    cloud_ply: Path,
+    maps: Iterable[tuple[Camera, np.ndarray]],
+    *,
+    min_views: int,
+    window: int,
+    margin: float,
+    keep_within: float,
+) -> o3d.geometry.TriangleMesh:
+    """The surface less its vertices that `min_views` depth maps saw through (photoforge.geometry.visibility)
+    and that lie farther than `keep_within` median point spacings from the cloud: a vertex near the
+    points stands on surface some views matched, even where a thin part's depth fell through to the
+    background in others (bust/wall: the horns)."""
+    vertices = np.asarray(surface.vertices)
+    candidates = visibility.seen_through_counts(vertices, maps, window=window, margin=margin) >= min_views
+    if candidates.any():
+        xyz = read_ply(cloud_ply)[0].astype(np.float64)
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+        near = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vertices[candidates]))
+        gap = np.asarray(near.compute_point_cloud_distance(cloud))
+        candidates[np.flatnonzero(candidates)[gap <= keep_within * meshing.median_spacing(xyz)]] = False
+    surface.remove_vertices_by_mask(candidates)
+    return surface
+
+
+def depth_maps(
+    depth_dir: Path, records: list[DepthViewRecord], views: list[Camera]
+) -> Iterator[tuple[Camera, np.ndarray]]:
+    """(camera, depth map) of each usable view, read one at a time."""
+    for view, record in zip(views, records, strict=True):
+        yield view, load_view(depth_dir / str(record.map))["depth"]
 
 
 def tsdf_from_splats(splat_dir: Path, voxel_px: float) -> o3d.geometry.TriangleMesh:
