@@ -136,7 +136,7 @@ def fountain_runs(tmp: Path) -> None:
 # the depth method and fusion thresholds before the coarse-to-fine sweep (issue 15)
 PREVIOUS = {"depth.method": "sweep", "depth.neighbours": 4, "depth.top_k": 2, "fusion.min_consistent_views": 2,
             "fusion.reprojection_px": 1.0, "fusion.single_view_confidence": 2.0, "fusion.free_space": False,
-            "mesh.free_space_views": 0, "mesh.density_trim": 0.03}  # fmt: skip
+            "mesh.free_space_views": 0}  # fmt: skip
 HELD_OUT = ("ring", "mushroom", "arch")  # shapes nobody tunes depth or fusion on: their numbers check the others
 VIEWS, WIDTH, HEIGHT = 24, 640, 480
 STAGES = ("depth", "fusion", "asset", "mesh")

@@ -12,7 +12,7 @@ import pytest
 
 from photoforge.camera.model import Camera, Rigid3
 from photoforge.geometry.pointcloud import write_ply
-from photoforge.geometry.surfaces import carve_seen_through
+from photoforge.geometry.surfaces import FreeSpaceCarving, carve_seen_through
 from photoforge.geometry.visibility import seen_through_counts, visibility_votes
 
 SIZE, FOCAL = 64, 100.0
@@ -101,8 +101,26 @@ def test_carving_drops_a_membrane_and_keeps_the_wall_and_a_part_with_points(came
     ply = tmp_path / "object.ply"
     write_ply(ply, cloud, np.full((len(cloud), 3), 128, np.uint8), np.tile([0.0, 0.0, -1.0], (len(cloud), 1)))
 
-    carved = carve_seen_through(surface, ply, [(camera, depth)], min_views=1, window=5, margin=0.01, keep_within=1.5)
+    settings = FreeSpaceCarving(min_views=1, window=5, margin=0.01, keep_within=1.5, poisson_depth=8, face_budget=None)
+    carved = carve_seen_through(surface, ply, [(camera, depth)], settings=settings)
     kept = np.asarray(carved.vertices)
     assert len(kept) == len(wall) + len(thin_part)
     assert np.allclose(np.sort(kept[:, 2]), np.sort(cloud[:, 2]))
     assert len(carved.triangles) == 2 * 2 * 7 * 7  # the wall's and the thin part's triangles, whole
+
+
+def test_a_coarse_poisson_octree_widens_what_counts_as_near_the_points(camera, depth, tmp_path):
+    """Poisson cannot follow the points closer than a cell: with cells as big as the gap between the
+    membrane and the points (a cloud far denser than the octree, as monstree's), it is not carved."""
+    wall = _plate(z=2.0, columns=(1, 20), rows=(1, 20))
+    membrane = _plate(z=1.8, columns=(1, 20), rows=(1, 20))  # 0.2 before the wall: 3.7 point spacings
+    ply = tmp_path / "object.ply"
+    write_ply(ply, wall, np.full((len(wall), 3), 128, np.uint8), np.tile([0.0, 0.0, -1.0], (len(wall), 1)))
+    fine = FreeSpaceCarving(min_views=1, window=5, margin=0.01, keep_within=2.5, poisson_depth=10, face_budget=None)
+    coarse = FreeSpaceCarving(min_views=1, window=5, margin=0.01, keep_within=2.5, poisson_depth=1, face_budget=None)
+    surface = _mesh_of(wall) + _mesh_of(membrane)
+    assert len(carve_seen_through(surface, ply, [(camera, depth)], settings=fine).vertices) == len(wall)
+    surface = _mesh_of(wall) + _mesh_of(membrane)
+    assert len(carve_seen_through(surface, ply, [(camera, depth)], settings=coarse).vertices) == len(wall) + len(
+        membrane
+    )

@@ -47,6 +47,16 @@ def octree_depth_for(points: np.ndarray, max_depth: int, face_budget: int) -> in
     return 5
 
 
+POISSON_SCALE = 1.1  # open3d's default: the octree's cube is the cloud's bounding cube grown by this factor
+
+
+def poisson_cell(points: np.ndarray, max_depth: int, face_budget: int | None) -> float:
+    """The edge of a finest Poisson octree cell for this cloud (`poisson_surface`'s depth choice):
+    the surface cannot follow the points closer than about this."""
+    depth = max_depth if face_budget is None else octree_depth_for(points, max_depth, face_budget)
+    return POISSON_SCALE * float(np.ptp(points, axis=0).max()) / 2**depth if len(points) else 0.0
+
+
 def poisson_surface(
     cloud: o3d.geometry.PointCloud,
     depth: int,
@@ -69,7 +79,9 @@ def poisson_surface(
     """
     if face_budget is not None:
         depth = octree_depth_for(np.asarray(cloud.points), depth, face_budget)
-    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth, n_threads=1)
+    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+        cloud, depth=depth, scale=POISSON_SCALE, n_threads=1
+    )
     densities = np.asarray(densities)
     if trim_quantile > 0 and len(densities):
         mesh.remove_vertices_by_mask(densities < np.quantile(densities, trim_quantile))

@@ -7,6 +7,7 @@ Each returns an open3d mesh in the reconstruction's world frame, before clean-up
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from photoforge.layout import DepthViewRecord
 
 MIN_POINTS = 100
+
+
+@dataclass(frozen=True)
+class FreeSpaceCarving:
+    """The mesh stage's free-space params (photoforge.stages.mesh.MeshParams.free_space_*) and the
+    Poisson settings the surface was made with."""
+
+    min_views: int
+    window: int
+    margin: float
+    keep_within: float
+    poisson_depth: int
+    face_budget: int | None
 
 
 def poisson_from_cloud(
@@ -64,23 +78,24 @@ def carve_seen_through(
     cloud_ply: Path,
     maps: Iterable[tuple[Camera, np.ndarray]],
     *,
-    min_views: int,
-    window: int,
-    margin: float,
-    keep_within: float,
+    settings: FreeSpaceCarving,
 ) -> o3d.geometry.TriangleMesh:
-    """The surface less its vertices that `min_views` depth maps saw through (photoforge.geometry.visibility)
-    and that lie farther than `keep_within` median point spacings from the cloud: a vertex near the
-    points stands on surface some views matched, even where a thin part's depth fell through to the
-    background in others (bust/wall: the horns)."""
+    """The surface less its vertices that `settings.min_views` depth maps saw through
+    (photoforge.geometry.visibility) and that lie farther than `settings.keep_within` steps from the
+    cloud. A step is the larger of the median point spacing and the Poisson cell: a vertex that near
+    the points stands on surface some views matched (a thin part whose depth fell through to the
+    background in others: the bust's horns), and Poisson cannot follow the points closer than a cell
+    (monstree's 1.9M points are 3.4 spacings to a cell: a spacings-only guard shredded its thin parts)."""
     vertices = np.asarray(surface.vertices)
-    candidates = visibility.seen_through_counts(vertices, maps, window=window, margin=margin) >= min_views
+    counts = visibility.seen_through_counts(vertices, maps, window=settings.window, margin=settings.margin)
+    candidates = counts >= settings.min_views
     if candidates.any():
         xyz = read_ply(cloud_ply)[0].astype(np.float64)
+        step = max(meshing.median_spacing(xyz), meshing.poisson_cell(xyz, settings.poisson_depth, settings.face_budget))
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
         near = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vertices[candidates]))
         gap = np.asarray(near.compute_point_cloud_distance(cloud))
-        candidates[np.flatnonzero(candidates)[gap <= keep_within * meshing.median_spacing(xyz)]] = False
+        candidates[np.flatnonzero(candidates)[gap <= settings.keep_within * step]] = False
     surface.remove_vertices_by_mask(candidates)
     return surface
 

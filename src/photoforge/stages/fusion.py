@@ -36,7 +36,7 @@ class FusionParams(StageParams):
     outlier_neighbours: int = Field(20, ge=0, description="statistical outlier removal neighbours (0: off)")
     outlier_std_ratio: float = Field(2.0, gt=0.0, description="statistical outlier removal threshold")
     # accept a match one view short from 0.6 and drop what other views saw through instead (bench/dense.py
-    # --shapes: duck/table fused recall 0.880 -> 0.91, bust/wall precision 0.965 -> 0.97)
+    # --shapes: duck/table fused recall 0.880 -> 0.907, bust/wall precision 0.965 -> 0.973)
     free_space: bool = Field(
         True, description="drop points that more depth maps saw through (to something farther) than agree with"
     )

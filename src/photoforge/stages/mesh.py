@@ -34,7 +34,7 @@ class MeshParams(StageParams):
         le=13,
         description="Poisson octree depth at most (detail vs time; lower where target_faces needs less)",
     )
-    density_trim: float = Field(0.01, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
+    density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
     max_gap: Annotated[float, off_or_at_least(1, "below one point spacing it removes the surface")] = Field(
         0.0,
         ge=0.0,
@@ -42,11 +42,15 @@ class MeshParams(StageParams):
     )
     # Poisson spans what no point covers (a web between a horn and the head) and the density trim only cuts
     # the least supported share everywhere: carving what the cameras saw through removes the web on evidence,
-    # so the trim can stay light (bench/dense.py --shapes: bust/wall mesh precision 0.931 -> 0.975)
+    # so the trim can be lighter (bench/dense.py --shapes: bust/wall mesh precision 0.931 -> 0.971, duck/table
+    # recall 0.877 -> 0.901). Objects only: on a scene's periphery (fountain-P11's
+    # ground, seen at grazing angles by every camera) the depth maps disagree enough that carving shredded it
+    # (docs/dense-test-bed.md)
     free_space_views: int = Field(
         1,
         ge=0,
-        description="poisson: drop surface away from the points that this many depth maps saw through (0: off)",
+        description="poisson, objects: drop surface away from the points that this many depth maps saw through "
+        "(0: off)",
     )
     free_space_window: int = Field(
         5, ge=1, description="free space: pixels around a point's projection whose nearest depth it must be in front of"
@@ -54,8 +58,13 @@ class MeshParams(StageParams):
     free_space_margin: float = Field(
         0.01, ge=0.0, lt=1.0, description="free space: in front by this share of that depth at least"
     )
+    free_space_density_trim: float = Field(
+        0.01, ge=0.0, lt=1.0, description="free space: the density trim where carving runs, instead of density_trim"
+    )
     free_space_keep_within: float = Field(
-        2.5, ge=0.0, description="free space: keep surface within this many point spacings of the points"
+        2.5,
+        ge=0.0,
+        description="free space: keep surface within this many point spacings (or Poisson cells) of the points",
     )
 
     tsdf_voxel_px: float = Field(2.0, gt=0.0, description="TSDF voxel size in pixel footprints")
@@ -98,23 +107,25 @@ def run(inputs: MeshInputs, *, out: Path, params: MeshParams, progress: Progress
     if splat_dir is not None:
         surface = surfaces.tsdf_from_splats(splat_dir, params.tsdf_voxel_px)
     elif params.method == "poisson":
+        carve = params.free_space_views > 0 and isolated.kind == "object"
         surface = surfaces.poisson_from_cloud(
             asset_dir / OBJECT_PLY,
             params.poisson_depth,
-            params.density_trim,
+            params.free_space_density_trim if carve else params.density_trim,
             max_gap_spacings=params.max_gap,
             face_budget=params.target_faces,
         )
-        if params.free_space_views:
-            surface = surfaces.carve_seen_through(
-                surface,
-                asset_dir / OBJECT_PLY,
-                surfaces.depth_maps(depth_dir, records, views),
+        if carve:
+            carving = surfaces.FreeSpaceCarving(
                 min_views=params.free_space_views,
                 window=params.free_space_window,
                 margin=params.free_space_margin,
                 keep_within=params.free_space_keep_within,
+                poisson_depth=params.poisson_depth,
+                face_budget=params.target_faces,
             )
+            maps = surfaces.depth_maps(depth_dir, records, views)
+            surface = surfaces.carve_seen_through(surface, asset_dir / OBJECT_PLY, maps, settings=carving)
     else:
         surface = surfaces.tsdf_from_depth_maps(depth_dir, records, views, params.tsdf_voxel_px)
     vertices, faces = np.asarray(surface.vertices), np.asarray(surface.triangles)
