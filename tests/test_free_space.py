@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np
 import open3d as o3d
 import pytest
+from pydantic import ValidationError
 
 from photoforge.camera.model import Camera, Rigid3
 from photoforge.geometry.pointcloud import write_ply
 from photoforge.geometry.surfaces import FreeSpaceCarving, carve_seen_through
 from photoforge.geometry.visibility import seen_through_counts, visibility_votes
+from photoforge.stages.fusion import FusionParams
+from photoforge.stages.mesh import MeshParams
 
 SIZE, FOCAL = 64, 100.0
 POST = (24, 40)  # the post's true pixel columns (and rows)
@@ -53,6 +56,25 @@ def test_a_point_in_front_of_the_wall_is_seen_through_and_points_on_surfaces_are
     assert counts.tolist() == [1, 0, 0, 0, 0]
 
 
+def test_a_pixel_without_depth_is_no_vote(camera, depth):
+    """No depth (masked out, unmatched) says nothing about what is there: neither seen through nor agreeing."""
+    holed = depth.copy()
+    holed[:16, :16] = 0.0
+    point = at_pixel(8.5, 8.5, 1.5)[None]
+    votes = visibility_votes(point, [(camera, holed)], window=5, margin=0.01)
+    assert (votes.through.tolist(), votes.agree.tolist()) == ([0], [0])
+    assert visibility_votes(point, [(camera, depth)], window=5, margin=0.01).through.tolist() == [1]
+
+
+def test_free_space_windows_must_be_odd():
+    """An even window has no centre pixel: the params refuse it rather than shift by half a pixel."""
+    with pytest.raises(ValidationError, match="odd"):
+        FusionParams(free_space_window=4)
+    with pytest.raises(ValidationError, match="odd"):
+        MeshParams(free_space_window=6)
+    assert MeshParams(free_space_window=7).free_space_window == 7
+
+
 def test_the_window_keeps_the_rim_the_depth_map_lost(camera, depth):
     """The post's rim projects where the map holds the wall: one pixel's depth says "seen through"."""
     rim = np.stack([at_pixel(POST[0] + 0.5, 32.5, 1.0), at_pixel(32.5, POST[1] - 0.5, 1.0)])
@@ -71,7 +93,7 @@ def test_fusion_s_rule_keeps_a_rim_point_its_matches_agree_with_and_drops_a_floa
     votes = visibility_votes(points, views, window=1, margin=0.005, tolerance=0.01)
     assert votes.through.tolist() == [1, 3]
     assert votes.agree.tolist() == [2, 0]
-    assert (votes.through <= votes.agree).tolist() == [True, False]
+    assert votes.contradicted().tolist() == [False, True]
 
 
 def _plate(*, z: float, columns: tuple[float, float], rows: tuple[float, float], steps: int = 8) -> np.ndarray:

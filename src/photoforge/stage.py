@@ -50,6 +50,17 @@ def off_or_at_least(minimum: float, why: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def odd_window() -> AfterValidator:
+    """A window side in pixels that must be odd: an even window has no centre pixel and shifts by half."""
+
+    def check(value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("an odd number of pixels (1, 3, 5, ...): an even window has no centre pixel")
+        return value
+
+    return AfterValidator(check)
+
+
 class StageParams(BaseModel):
     """Base for a stage's params: unknown keys are errors, never silently ignored."""
 

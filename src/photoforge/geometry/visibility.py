@@ -46,6 +46,10 @@ class Votes:
     through: np.ndarray
     agree: np.ndarray
 
+    def contradicted(self) -> np.ndarray:
+        """The fusion stage's rule: more views saw through the point than agree with it."""
+        return self.through > self.agree
+
 
 def visibility_votes(
     points: np.ndarray,
@@ -66,7 +70,7 @@ def visibility_votes(
         v = np.floor(pixels[:, 1]).astype(np.int64)
         inside = np.flatnonzero((u >= 0) & (u < width) & (v >= 0) & (v < height) & (z > 0))
         behind = nearest_depth(depth, window)[v[inside], u[inside]]
-        through[inside] += z[inside] < behind * (1.0 - margin)
+        through[inside] += np.isfinite(behind) & (z[inside] < behind * (1.0 - margin))  # no depth: no vote
         here = depth[v[inside], u[inside]]
         agree[inside] += (here > 0) & (np.abs(z[inside] - here) <= tolerance * here)
     return Votes(through, agree)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from photoforge.errors import StageError
 from photoforge.layout import FUSED_PLY, DepthViewRecord, DepthViews
 from photoforge.metrics import FusionMetrics
-from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult, odd_window
 
 if TYPE_CHECKING:
     from photoforge.geometry.mvs.fusion import DepthView
@@ -40,7 +40,7 @@ class FusionParams(StageParams):
     free_space: bool = Field(
         True, description="drop points that more depth maps saw through (to something farther) than agree with"
     )
-    free_space_window: int = Field(
+    free_space_window: Annotated[int, odd_window()] = Field(
         3, ge=1, description="free space: pixels around a point's projection whose nearest depth it must be in front of"
     )
     free_space_margin: float = Field(
@@ -110,7 +110,14 @@ def run(inputs: FusionInputs, *, out: Path, params: FusionParams, progress: Prog
             margin=params.free_space_margin,
             tolerance=params.depth_tolerance,
         )
-        keep = votes.through <= votes.agree
+        keep = ~votes.contradicted()
+        if not keep.any():
+            raise StageError(
+                "fusion",
+                "other depth maps saw through every fused point (the maps disagree): check the poses, "
+                "or --set fusion.free_space=false",
+                depth_dir,
+            )
         xyz, rgb, normals = xyz[keep], rgb[keep], normals[keep]
     if len(xyz) == 0:
         raise StageError("fusion", "clean-up removed every point", depth_dir)

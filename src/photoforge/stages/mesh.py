@@ -17,7 +17,7 @@ from pydantic import Field
 from photoforge.errors import StageError
 from photoforge.layout import MESH_PLY, OBJECT_PLY, TRANSFORM_JSON, DepthViews, IsolatedAsset
 from photoforge.metrics import MeshMetrics
-from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult, off_or_at_least
+from photoforge.stage import Progress, Stage, StageInputs, StageParams, StageResult, odd_window, off_or_at_least
 from photoforge.store import write_json
 
 log = logging.getLogger("photoforge")
@@ -34,7 +34,12 @@ class MeshParams(StageParams):
         le=13,
         description="Poisson octree depth at most (detail vs time; lower where target_faces needs less)",
     )
-    density_trim: float = Field(0.03, ge=0.0, lt=1.0, description="drop this quantile of least-supported vertices")
+    density_trim: float = Field(
+        0.03,
+        ge=0.0,
+        lt=1.0,
+        description="drop this quantile of least-supported vertices (objects with free space: free_space_density_trim)",
+    )
     max_gap: Annotated[float, off_or_at_least(1, "below one point spacing it removes the surface")] = Field(
         0.0,
         ge=0.0,
@@ -49,10 +54,10 @@ class MeshParams(StageParams):
     free_space_views: int = Field(
         1,
         ge=0,
-        description="poisson, objects: drop surface away from the points that this many depth maps saw through "
-        "(0: off)",
+        description="poisson, objects: drop surface away from the points that at least this many depth maps saw "
+        "through (0: off)",
     )
-    free_space_window: int = Field(
+    free_space_window: Annotated[int, odd_window()] = Field(
         5, ge=1, description="free space: pixels around a point's projection whose nearest depth it must be in front of"
     )
     free_space_margin: float = Field(
@@ -62,7 +67,7 @@ class MeshParams(StageParams):
         0.01, ge=0.0, lt=1.0, description="free space: the density trim where carving runs, instead of density_trim"
     )
     free_space_keep_within: float = Field(
-        2.5,
+        1.5,
         ge=0.0,
         description="free space: keep surface within this many point spacings (or Poisson cells) of the points",
     )
