@@ -29,3 +29,11 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, *, target_faces: int) -> t
     ms.meshing_remove_unreferenced_vertices()
     mesh = ms.current_mesh()
     return mesh.vertex_matrix(), mesh.face_matrix()
+
+
+def surface_area(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """The mesh's total triangle area."""
+    corners = np.asarray(vertices, np.float64)[faces]
+    return float(
+        np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum() / 2
+    )

@@ -103,15 +103,20 @@ class MeshScene:
     def silhouette(self, camera: Camera, lens: pycolmap.Camera | None = None) -> np.ndarray:
         """The pixels the mesh covers (H x W bool): `camera`'s pinhole pixels, or `lens`'s (a COLMAP camera
         at its own size, distortion kept) from `camera`'s pose."""
+        return np.isfinite(self.distances(camera, lens))
+
+    def distances(self, camera: Camera, lens: pycolmap.Camera | None = None) -> np.ndarray:
+        """Ray distance to the mesh per pixel (H x W float32, inf where it misses): `camera`'s pinhole
+        pixels, or `lens`'s (a COLMAP camera at its own size, distortion kept) from `camera`'s pose."""
         if lens is None:
-            return self.cast(camera).mask
+            return self.intersect(camera.rays()).distance.reshape(camera.height, camera.width)
         u, v = np.meshgrid(np.arange(lens.width) + 0.5, np.arange(lens.height) + 0.5)
         normalised = np.asarray(lens.cam_from_img(np.stack([u.ravel(), v.ravel()], axis=1)))
         directions = np.concatenate([normalised, np.ones((len(normalised), 1))], axis=1)
         directions = directions @ camera.cam_from_world.rotation
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         rays = np.concatenate([np.broadcast_to(camera.centre, directions.shape), directions], axis=1)
-        return self.intersect(rays).hit.reshape(lens.height, lens.width)
+        return self.intersect(rays).distance.reshape(lens.height, lens.width)
 
     def visible(self, centre: np.ndarray, points: np.ndarray, tolerance: float, relative: float = 0.0) -> np.ndarray:
         """Which points a camera at `centre` sees: no surface nearer than their distance d less

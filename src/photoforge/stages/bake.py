@@ -49,6 +49,13 @@ class BakeParams(StageParams):
     blend: float = Field(0.15, ge=0.0, le=1.0, description="weight of the other views blended into the chosen one")
     min_cos: float = Field(0.1, ge=0.0, lt=1.0, description="ignore views seeing a face more obliquely than this")
     levelling: bool = Field(True, description="level colour and exposure across views")
+    visibility_px: int = Field(
+        800,
+        ge=0,
+        le=16384,
+        description="long side of each view's distance buffer that decides which texels it sees (and the mesh's "
+        "silhouette); 0: a ray per texel and view, silhouettes at full size (slower, exact)",
+    )
     max_eval_views: int = Field(4, ge=0, description="views used for the bake that are also scored")
     mask_erode_px: int = Field(
         3,
@@ -109,6 +116,7 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
         full_resolution=params.full_resolution,
         scene=scene,
         erode_px=params.mask_erode_px,
+        visibility_px=params.visibility_px,
     )
     settings = BakeSettings(params.smoothness, params.blend, params.min_cos, params.levelling)
     baked = bake_texture(texels, mesh, scene, sources, settings, progress)

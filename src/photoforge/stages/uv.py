@@ -27,7 +27,13 @@ class UVParams(StageParams):
         None, ge=64, le=16384, description="texture px of asset.glb; default: its detail level's (export.detail)"
     )
     padding: int = Field(4, ge=0, le=64, description="texels between charts (dilated into by the bake)")
-    max_chart_area: float = Field(0.0, ge=0.0, description="xatlas: largest chart area, 0 = no limit")
+    max_chart_share: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="xatlas: largest chart as a share of the surface's area (0: no limit); the few huge charts "
+        "of a smooth surface are most of xatlas' time (150k faces: 39 s unlimited, 12 s at 0.01)",
+    )
     max_iterations: int = Field(1, ge=1, le=8, description="xatlas chart-growing iterations (quality vs time)")
 
 
@@ -41,7 +47,7 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
     import open3d as o3d
     import xatlas
 
-    from photoforge.geometry.decimation import decimate
+    from photoforge.geometry.decimation import decimate, surface_area
     from photoforge.texturing.tangents import vertex_normals, vertex_tangents
 
     level = inputs.level
@@ -71,7 +77,7 @@ def run(inputs: UVInputs, *, out: Path, params: UVParams, progress: Progress) ->
     atlas = xatlas.Atlas()
     atlas.add_mesh(vertices.astype(np.float32), faces.astype(np.uint32))
     chart_options = xatlas.ChartOptions()
-    chart_options.max_chart_area = params.max_chart_area
+    chart_options.max_chart_area = params.max_chart_share * surface_area(vertices, faces)
     chart_options.max_iterations = params.max_iterations
     pack_options = xatlas.PackOptions()
     pack_options.resolution = level.texture_size

@@ -9,6 +9,8 @@ blend the chosen view with the others (weight `blend`); unseen texels are inpain
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,9 +26,10 @@ from photoforge.layout import ALBEDO_PNG, COVERAGE_PNG, SPARSE_DIR, UNDISTORTED
 from photoforge.texturing.atlas import Texels
 from photoforge.texturing.fill import fill_and_dilate
 from photoforge.texturing.levelling import view_gains
-from photoforge.texturing.object_masks import BAND, OUTSIDE, level_at, object_levels
+from photoforge.texturing.object_masks import BAND, OUTSIDE, level_at, levels, object_levels
 from photoforge.texturing.selection import face_adjacency, select_views
 from photoforge.texturing.sources import PhotoSource, original_source, undistorted_source
+from photoforge.texturing.view_depth import view_depth
 
 if TYPE_CHECKING:
     from photoforge.layout import DepthViewRecord, Frame, Frames, UVMesh
@@ -72,10 +75,13 @@ def photo_sources(
     full_resolution: bool,
     scene: MeshScene,
     erode_px: int,
+    visibility_px: int = 0,
 ) -> list[PhotoSource]:
     """The views to bake from, posed in the asset frame: the undistorted frames of the depth artefact,
     or (full_resolution) the original photos with the SfM camera, distortion kept. Each with its object
-    mask: the user's (undistorted alike), else the mesh's silhouette; its edge band `erode_px` wide."""
+    mask: the user's (undistorted alike), else the mesh's silhouette; its edge band `erode_px` wide.
+    With `visibility_px`, each also gets the mesh's distances at that size (texturing.view_depth): the
+    bake's visibility and, without a user mask, the silhouette; without it, both are cast at full size."""
     kept = {f.frame: f for f in frames.kept}
     model = pycolmap.Reconstruction(str(poses_dir / SPARSE_DIR)) if full_resolution else None
     sources = []
@@ -92,16 +98,40 @@ def photo_sources(
             source = original_source(capture / frame.source, image.camera, pose)
             # the SfM camera is at the working frame's size, as the user's mask is
             user = _frame_mask(frames, frame)
-            source.mask = object_levels(scene, pose, image.camera, user=user, erode_px=erode_px)
+            _mask_and_depth(source, scene, pose, image.camera, user=user, erode_px=erode_px, long_side=visibility_px)
         else:
             source = undistorted_source(depth_dir / UNDISTORTED / "images" / record.name, pose)
             height, width = source.image.shape[:2]
             user = view_mask(depth_dir / UNDISTORTED, record.name, width, height)
-            source.mask = object_levels(scene, source.camera, None, user=user, erode_px=erode_px)
+            _mask_and_depth(source, scene, source.camera, None, user=user, erode_px=erode_px, long_side=visibility_px)
         sources.append(source)
     if not sources:
         raise StageError("bake", "no view left to bake from (all left out)", depth_dir)
     return sources
+
+
+def _mask_and_depth(
+    source: PhotoSource,
+    scene: MeshScene,
+    view: Camera,
+    lens: pycolmap.Camera | None,
+    *,
+    user: np.ndarray | None,
+    erode_px: int,
+    long_side: int,
+) -> None:
+    """Set `source`'s object mask levels and (long_side > 0) its distance buffer, cast as its image sees,
+    whose hits are the silhouette when the user gave no mask (its band scaled to the buffer, at least a
+    pixel). Without a buffer, the silhouette is cast as `view` (or `lens`) sees."""
+    if long_side <= 0:
+        source.mask = object_levels(scene, view, lens, user=user, erode_px=erode_px)
+        return
+    source.depth = view_depth(scene, source.camera, source.lens, long_side=long_side)
+    if user is not None:
+        source.mask = levels(user, erode_px)
+    elif erode_px > 0:
+        scale = source.depth.distance.shape[1] / source.depth.image_size[0]
+        source.mask = levels(source.depth.silhouette, max(1, round(erode_px * scale)))
 
 
 def _frame_mask(frames: Frames, frame: Frame) -> np.ndarray | None:
@@ -109,6 +139,19 @@ def _frame_mask(frames: Frames, frame: Frame) -> np.ndarray | None:
     if frame.mask is None:
         return None
     return read_artefact_mask(frames.dir / frame.mask, stage="bake", artefact="ingest") > 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one view sees of the texels: which, in what colour, how well, and whether near an outline."""
+
+    index: np.ndarray  # texel rows the view sees inside the object
+    colour: np.ndarray  # m x 3 uint8
+    score: np.ndarray  # m float32, > 0
+    band: np.ndarray  # m bool: seen in the band along the object's outline
+
+    def keep(self, rows: np.ndarray) -> Observation:
+        return Observation(self.index[rows], self.colour[rows], self.score[rows], self.band[rows])
 
 
 def bake_texture(
@@ -119,33 +162,38 @@ def bake_texture(
     settings: BakeSettings,
     progress: Progress,
 ) -> Baked:
-    """Observe every texel in every view, choose a view per face, level and blend, fill and dilate."""
+    """Observe every texel in every view, choose a view per face, level and blend, fill and dilate.
+
+    Each view keeps only the texels it sees (sparse), so memory is texels seen x views, not a dense
+    texels x views x colours array."""
     vertices, faces, size = mesh.vertices, mesh.faces, mesh.texture_size
+    count = len(texels.index)
     extent = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    colours = np.zeros((len(texels.index), len(sources), 3), np.float32)
-    scores = np.zeros((len(texels.index), len(sources)), np.float32)
-    band = np.zeros((len(texels.index), len(sources)), bool)
-    for v, source in enumerate(sources):
-        colours[:, v], scores[:, v], band[:, v] = observe(source, texels, scene, extent, settings.min_cos)
-        progress(v + 1, len(sources) + 2, f"{source.name}: sees {np.count_nonzero(scores[:, v])} texels")
-    inside_somewhere = np.count_nonzero((scores > 0) & ~band, axis=1, keepdims=True) > 0
-    scores[band & inside_somewhere] = 0  # near an outline only where no view sees the texel well inside
+    points = TexelPoints.of(texels)
+    seen = []
+    # numpy releases the GIL per array; rays (no buffer) are cast one view at a time, each on every core
+    workers = (os.cpu_count() or 1) if all(source.depth is not None for source in sources) else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        observed = pool.map(lambda source: observe(source, points, scene, extent, settings.min_cos), sources)
+        for v, (source, view) in enumerate(zip(sources, observed, strict=True)):
+            seen.append(view)
+            progress(v + 1, len(sources) + 2, f"{source.name}: sees {len(view.index)} texels")
+    seen = _drop_outline_band(seen, count)
 
     face_scores = np.zeros((len(faces), len(sources)))
-    for v in range(len(sources)):
-        face_scores[:, v] = np.bincount(texels.face, weights=scores[:, v], minlength=len(faces))
+    for v, view in enumerate(seen):
+        face_scores[:, v] = np.bincount(texels.face[view.index], weights=view.score, minlength=len(faces))
     labels = select_views(face_scores, face_adjacency(vertices, faces), settings.smoothness)
-    visible = scores > 0
-    gains = view_gains(colours, visible) if settings.levelling else np.ones((len(sources), 3))
+    gains = _gains(seen, count) if settings.levelling else np.ones((len(sources), 3))
     texel_label = labels[texels.face]
-    weights = scores * settings.blend
-    has_label = texel_label >= 0
-    rows = np.nonzero(has_label)[0]
-    weights[rows, texel_label[rows]] = scores[rows, texel_label[rows]]
-    total = weights.sum(axis=1)
+    colour_sum = np.zeros((count, 3), np.float32)
+    total = np.zeros(count, np.float32)
+    for v, view in enumerate(seen):
+        weight = view.score * np.where(texel_label[view.index] == v, np.float32(1), np.float32(settings.blend))
+        colour_sum[view.index] += weight[:, None] * (view.colour * gains[v].astype(np.float32))
+        total[view.index] += weight
     known = total > 0
-    blended = np.einsum("nv,nvc->nc", weights[known], colours[known] * gains[None].astype(np.float32))
-    blended /= total[known][:, None]
+    blended = colour_sum[known] / total[known][:, None]
 
     texture = np.zeros((size * size, 3), np.uint8)
     texture[texels.index[known]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
@@ -154,10 +202,39 @@ def bake_texture(
     charts[texels.index] = True
     known_map = np.zeros(size * size, bool)
     known_map[texels.index[known]] = True
-    seen, in_charts = known_map.reshape(size, size), charts.reshape(size, size)
-    texture = fill_and_dilate(texture, seen, in_charts, padding=4)
+    seen_map, in_charts = known_map.reshape(size, size), charts.reshape(size, size)
+    texture = fill_and_dilate(texture, seen_map, in_charts, padding=4)
     coverage = float(known.mean()) if len(known) else 0.0
-    return Baked(texture, seen, in_charts, coverage, gains, labels)
+    return Baked(texture, seen_map, in_charts, coverage, gains, labels)
+
+
+def _drop_outline_band(seen: list[Observation], count: int) -> list[Observation]:
+    """A texel seen near a view's object outline counts there only where no view sees it well inside."""
+    inside_somewhere = np.zeros(count, bool)
+    for view in seen:
+        inside_somewhere[view.index[~view.band]] = True
+    return [view.keep(~(view.band & inside_somewhere[view.index])) for view in seen]
+
+
+def _gains(seen: list[Observation], count: int, max_texels: int = 40_000, seed: int = 0) -> np.ndarray:
+    """Per-view RGB gains (texturing.levelling) from up to `max_texels` texels that several views see."""
+    views = np.zeros(count, np.int32)
+    for view in seen:
+        views[view.index] += 1
+    shared = np.flatnonzero(views >= 2)
+    if len(shared) == 0:
+        return np.ones((len(seen), 3))
+    pick = np.random.default_rng(seed).choice(shared, size=min(max_texels, len(shared)), replace=False)
+    row = np.full(count, -1, np.int64)
+    row[pick] = np.arange(len(pick))
+    colours = np.zeros((len(pick), len(seen), 3), np.float32)
+    visible = np.zeros((len(pick), len(seen)), bool)
+    for v, view in enumerate(seen):
+        at = row[view.index]
+        picked = at >= 0
+        colours[at[picked], v] = view.colour[picked]
+        visible[at[picked], v] = True
+    return view_gains(colours, visible, max_texels=max_texels, seed=seed)
 
 
 def write_maps(out: Path, baked: Baked) -> None:
@@ -167,30 +244,45 @@ def write_maps(out: Path, baked: Baked) -> None:
     cv2.imwrite(str(out / COVERAGE_PNG), coverage)
 
 
-def observe(
-    source: PhotoSource, texels: Texels, scene: MeshScene, extent: float, min_cos: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Colour and score of every texel in one view (score 0: not seen, or outside the object), and
-    whether it was seen in the band along the object's outline."""
-    n = len(texels.index)
-    colour = np.zeros((n, 3), np.float32)
-    score = np.zeros(n, np.float32)
-    band = np.zeros(n, bool)
-    pixels, z = source.project(texels.position)
+@dataclass(frozen=True)
+class TexelPoints:
+    """The texels' points and normals in float32, as rows of coordinates (3 x N: each coordinate
+    contiguous, which every view's arithmetic reads), and normal . point."""
+
+    position: np.ndarray  # 3 x N float32
+    normal: np.ndarray  # 3 x N float32
+    normal_dot_position: np.ndarray  # N float32
+
+    @classmethod
+    def of(cls, texels: Texels) -> TexelPoints:
+        position = np.ascontiguousarray(texels.position.T, np.float32)
+        normal = np.ascontiguousarray(texels.normal.T, np.float32)
+        return cls(position, normal, np.einsum("cn,cn->n", normal, position))
+
+
+def observe(source: PhotoSource, points: TexelPoints, scene: MeshScene, extent: float, min_cos: float) -> Observation:
+    """The texels one view sees inside the object, their colours and scores (viewing angle x pixel
+    density x sharpness), and whether each was seen in the band along the object's outline."""
+    pose = source.camera.cam_from_world
+    cam = pose.rotation.astype(np.float32) @ points.position + pose.translation.astype(np.float32)[:, None]
+    distance = np.sqrt(np.einsum("cn,cn->n", cam, cam))
+    facing = source.centre.astype(np.float32) @ points.normal - points.normal_dot_position
+    cos = np.abs(facing) / np.maximum(distance, 1e-12)
+    rows = np.flatnonzero((cam[2] > 1e-9) & (cos >= min_cos))
+    pixels = source.image_points(cam[:, rows].T)
     height, width = source.image.shape[:2]
-    inside = (z > 0) & (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
-    to_camera = source.centre - texels.position
-    distance = np.linalg.norm(to_camera, axis=1)
-    cos = np.abs(np.sum(texels.normal * to_camera, axis=1)) / np.maximum(distance, 1e-12)
-    candidates = np.nonzero(inside & (cos >= min_cos))[0]
-    if len(candidates) == 0:
-        return colour, score, band
-    seen = candidates[scene.visible(source.centre, texels.position[candidates], tolerance=1e-3 * extent)]
-    level = level_at(source.mask, pixels[seen], width, height)
-    seen, level = seen[level != OUTSIDE], level[level != OUTSIDE]
-    colour[seen] = source.sample(pixels[seen])
+    in_frame = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
+    rows, pixels = rows[in_frame], pixels[in_frame]
+    distance, cos = distance[rows], cos[rows]
+    tolerance = 1e-3 * extent
+    if source.depth is None:
+        sees = scene.visible(source.centre, points.position[:, rows].T, tolerance=tolerance)
+    else:
+        sees = source.depth.sees(pixels, distance, cos, tolerance=tolerance)
+    rows, pixels, distance, cos = rows[sees], pixels[sees], distance[sees], cos[sees]
+    level = level_at(source.mask, pixels, width, height)
+    inside = np.flatnonzero(level != OUTSIDE)
+    rows, pixels, distance, cos, level = rows[inside], pixels[inside], distance[inside], cos[inside], level[inside]
     # viewing angle x pixel density (px per scene unit) x image sharpness (relative, sqrt-damped)
-    density = source.focal / np.maximum(distance[seen], 1e-12)
-    score[seen] = cos[seen] * density * np.sqrt(max(source.sharpness, 1e-3))
-    band[seen] = level == BAND
-    return colour, score, band
+    score = cos * (source.focal * np.sqrt(max(source.sharpness, 1e-3)) / np.maximum(distance, 1e-12))
+    return Observation(rows, source.sample(pixels), score.astype(np.float32), level == BAND)

@@ -10,18 +10,18 @@ rays find nothing get a flat normal (0, 0, 1) and the occlusion of their closest
 
 Both maps are encoded glTF's way (normalTexture: (x + 1) / 2 per channel; occlusionTexture: 255 =
 unoccluded) with empty texels neutral and charts dilated into their padding, so mipmaps never average
-a chart with what lies between charts: each padding texel copies its nearest chart texel (rather than
-`fill.fill_and_dilate`'s inpainting, which blends the padding towards whatever lies beyond it).
+a chart with what lies between charts: each padding texel copies its nearest chart texel
+(`fill.dilate_charts`, as the albedo's padding does).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from photoforge.texturing.atlas import Texels
+from photoforge.texturing.fill import dilate_charts
 from photoforge.texturing.tangents import (
     HighResSurface,
     ShadedMesh,
@@ -206,23 +206,7 @@ def bake_detail_maps(
 
 
 def _dilate(texture: np.ndarray, texels: Texels, size: int, padding: int) -> np.ndarray:
-    """Texels within `padding` (+2, as `fill.fill_and_dilate` reaches) of a chart take its nearest chart texel's
-    value: padding never blends a chart with what lies between charts (inpainting would pull it towards that)."""
-    inside = np.zeros(size * size, bool)
-    inside[texels.index] = True
-    charts = inside.reshape(size, size)
-    if not charts.any():
-        return texture
-    band = cv2.dilate(charts.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=padding + 2) > 0
-    todo = band & ~charts
-    if not todo.any():
-        return texture
-    _, labels = cv2.distanceTransformWithLabels(
-        (~charts).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    source = np.zeros(int(labels.max()) + 1, np.int64)
-    source[labels[charts]] = np.flatnonzero(charts)
-    out = texture.copy()
-    flat = out.reshape(size * size, -1)
-    flat[todo.ravel()] = flat[source[labels[todo]]]
-    return out
+    """The texture with its charts (the texels' cells) dilated into their padding (fill.dilate_charts)."""
+    charts = np.zeros(size * size, bool)
+    charts[texels.index] = True
+    return dilate_charts(texture, charts.reshape(size, size), padding)

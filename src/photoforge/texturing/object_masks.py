@@ -51,7 +51,6 @@ def level_at(mask: np.ndarray | None, pixels: np.ndarray, width: int, height: in
     if mask is None:
         return np.full(len(pixels), INSIDE, np.uint8)
     rows, cols = mask.shape
-    index = np.floor(pixels * [cols / width, rows / height]).astype(np.int64)
-    x = np.clip(index[:, 0], 0, cols - 1)
-    y = np.clip(index[:, 1], 0, rows - 1)
+    x = np.clip(np.floor(pixels[:, 0] * (cols / width)), 0, cols - 1).astype(np.intp)
+    y = np.clip(np.floor(pixels[:, 1] * (rows / height)), 0, rows - 1).astype(np.intp)
     return mask[y, x]

@@ -12,6 +12,7 @@ import pycolmap
 from photoforge.camera.model import Camera
 from photoforge.errors import StageError
 from photoforge.io.images import load_photo, read_rgb, sharpness
+from photoforge.texturing.view_depth import ViewDepth
 
 _REMAP_WIDTH = 4096
 
@@ -23,6 +24,7 @@ class PhotoSource:
     lens: pycolmap.Camera | None  # the SfM camera at the image's size, to project through its distortion; None: pinhole
     sharpness: float
     mask: np.ndarray | None = None  # object mask levels (texturing.object_masks), maybe smaller; None: all object
+    depth: ViewDepth | None = None  # the mesh's distances in this view (which texels it sees); None: cast rays
 
     @property
     def name(self) -> str:
@@ -36,27 +38,25 @@ class PhotoSource:
     def focal(self) -> float:
         return float(self.camera.k[0, 0]) if self.lens is None else float(self.lens.mean_focal_length())
 
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel coordinates (COLMAP convention) and camera-frame depth of asset-frame points."""
-        if self.lens is None:
-            return self.camera.project(points)
-        cam = self.camera.cam_from_world.apply(points)
-        z = cam[:, 2]
-        front = z > 1e-12
-        pixels = np.full((len(points), 2), -1.0)
-        if front.any():
-            pixels[front] = np.asarray(self.lens.img_from_cam(cam[front]))
-        return pixels, z
+    def image_points(self, cam: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (COLMAP convention, N x 2) of camera-frame points in front of the camera."""
+        if self.lens is not None:
+            return np.asarray(self.lens.img_from_cam(np.asarray(cam, np.float64)))
+        k = self.camera.k.astype(cam.dtype)
+        homogeneous = cam @ k.T
+        return homogeneous[:, :2] / homogeneous[:, 2:]
 
     def sample(self, pixels: np.ndarray) -> np.ndarray:
-        """Bilinear colours at pixel coordinates (N x 3 float32)."""
+        """Bilinear colours at pixel coordinates (N x 3 uint8)."""
         n = len(pixels)
+        if n == 0:
+            return np.zeros((0, 3), np.uint8)
         rows = -(-n // _REMAP_WIDTH)  # remap maps must stay below 32767 px a side
         coords = np.zeros((rows * _REMAP_WIDTH, 2), np.float32)
         coords[:n] = pixels - 0.5
         grid = coords.reshape(rows, _REMAP_WIDTH, 2)
         out = cv2.remap(self.image, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return out.reshape(-1, 3)[:n].astype(np.float32)
+        return out.reshape(-1, 3)[:n]
 
 
 def undistorted_source(image_path: Path, camera: Camera) -> PhotoSource:
