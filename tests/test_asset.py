@@ -133,6 +133,7 @@ def test_exports_reload_and_glb_validates(asset_run: dict) -> None:
     assert material.occlusionTexture is not None
     obj = trimesh.load(out / "asset.obj")
     assert len(obj.faces) == faces and obj.visual.uv is not None
+    assert obj.visual.material.image.size == (1024, 1024)  # the baked albedo itself, beside the MTL
     assert (out / "asset.usdz").stat().st_size > 10_000
     with zipfile.ZipFile(out / "asset.usdz") as usdz:  # the maps travel inside the package
         packed = {Path(name).name for name in usdz.namelist()}

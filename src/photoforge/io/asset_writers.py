@@ -1,4 +1,4 @@
-"""Writers for the exported asset: glTF 2.0 binary, OBJ+MTL+PNG (trimesh) and USDZ (usd-core)."""
+"""Writers for the exported asset beside the GLB (io.glb_writer): OBJ+MTL+PNG (trimesh) and USDZ (usd-core)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 
 def textured_trimesh(
-    vertices: np.ndarray, faces: np.ndarray, uvs_top_left: np.ndarray, texture: Path
+    vertices: np.ndarray, faces: np.ndarray, uvs_top_left: np.ndarray, image: Image.Image
 ) -> trimesh.Trimesh:
     """A trimesh with a PBR base-colour texture (trimesh's UVs have v up)."""
     uv = uvs_top_left.copy()
     uv[:, 1] = 1.0 - uv[:, 1]
     material = trimesh.visual.material.PBRMaterial(
         name="albedo",
-        baseColorTexture=Image.open(texture).convert("RGB"),
+        baseColorTexture=image,
         metallicFactor=0.0,
         roughnessFactor=1.0,
         doubleSided=False,
@@ -30,20 +30,29 @@ def textured_trimesh(
     return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
 
 
-def write_glb(mesh: trimesh.Trimesh, path: Path) -> None:
-    path.write_bytes(mesh.export(file_type="glb"))
-
-
-def write_obj(mesh: trimesh.Trimesh, path: Path, *, normal_map: Path | None = None) -> list[Path]:
+def write_obj(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs_top_left: np.ndarray,
+    texture: Path,
+    path: Path,
+    *,
+    normal_map: Path | None = None,
+) -> list[Path]:
     """OBJ beside its MTL and PNG texture (and `normal_map`, a file beside them, as the MTL's map_Bump:
-    tangent space, for importers that build MikkTSpace tangents, as Blender's does); every file written."""
+    tangent space, for importers that build MikkTSpace tangents, as Blender's does); every file written.
+
+    trimesh writes the OBJ and MTL; the texture file is the baked PNG itself, copied, not trimesh's
+    re-encoding of it (a second PNG encode of a 2-4k texture, most of the writer's time)."""
+    mesh = textured_trimesh(vertices, faces, uvs_top_left, Image.new("RGB", (1, 1)))
     text, files = trimesh.exchange.obj.export_obj(
         mesh, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl"
     )
     path.write_text(text)
     written = [path]
     for name, data in files.items():
-        (path.parent / name).write_bytes(data)
+        is_texture = name.lower().endswith(".png")
+        (path.parent / name).write_bytes(texture.read_bytes() if is_texture else data)
         written.append(path.parent / name)
     mtl = path.parent / f"{path.stem}.mtl"
     if normal_map is not None and mtl.is_file():

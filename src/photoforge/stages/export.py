@@ -78,7 +78,7 @@ class ExportInputs(StageInputs):
 
 
 def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Progress) -> ExportMetrics:
-    from photoforge.io.asset_writers import textured_trimesh, write_obj, write_usdz  # trimesh, usd
+    from photoforge.io.asset_writers import write_obj, write_usdz  # trimesh, usd
 
     if len(inputs.lod_uvs) != len(inputs.lod_bakes):
         raise StageError("export", f"{len(inputs.lod_uvs)} LOD atlases but {len(inputs.lod_bakes)} LOD bakes")
@@ -108,8 +108,7 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
             done += 1
             progress(done, steps, ASSET_WEB_GLB)
         if params.obj:
-            obj_mesh = textured_trimesh(uv.vertices, uv.faces, uv.uvs, texture)
-            files += write_obj(obj_mesh, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
+            files += write_obj(uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
             done += 1
             progress(done, steps, "OBJ")
         if params.usdz:
