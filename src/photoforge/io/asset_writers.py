@@ -12,6 +12,8 @@ from PIL import Image
 if TYPE_CHECKING:
     from pxr import Usd, UsdShade
 
+    from photoforge.layout import UVMesh
+
 
 def textured_trimesh(
     vertices: np.ndarray, faces: np.ndarray, uvs_top_left: np.ndarray, image: Image.Image
@@ -30,21 +32,13 @@ def textured_trimesh(
     return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
 
 
-def write_obj(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    uvs_top_left: np.ndarray,
-    texture: Path,
-    path: Path,
-    *,
-    normal_map: Path | None = None,
-) -> list[Path]:
+def write_obj(surface: UVMesh, texture: Path, path: Path, *, normal_map: Path | None = None) -> list[Path]:
     """OBJ beside its MTL and PNG texture (and `normal_map`, a file beside them, as the MTL's map_Bump:
     tangent space, for importers that build MikkTSpace tangents, as Blender's does); every file written.
 
     trimesh writes the OBJ and MTL; the texture file is the baked PNG itself, copied, not trimesh's
     re-encoding of it (a second PNG encode of a 2-4k texture, most of the writer's time)."""
-    mesh = textured_trimesh(vertices, faces, uvs_top_left, Image.new("RGB", (1, 1)))
+    mesh = textured_trimesh(surface.vertices, surface.faces, surface.uvs, Image.new("RGB", (1, 1)))
     text, files = trimesh.exchange.obj.export_obj(
         mesh, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl"
     )
@@ -61,17 +55,11 @@ def write_obj(
 
 
 def write_usdz(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    uvs_top_left: np.ndarray,
-    texture: Path,
-    path: Path,
-    *,
-    normal_map: Path | None = None,
-    occlusion: Path | None = None,
+    surface: UVMesh, texture: Path, path: Path, *, normal_map: Path | None = None, occlusion: Path | None = None
 ) -> None:
-    """A UsdPreviewSurface-textured mesh packaged as USDZ (AR Quick Look and other AR viewers): albedo, and
-    the tangent-space normal map and occlusion when given (files beside `texture`, packaged with it)."""
+    """`surface` (uvs top-left, as glTF) as a UsdPreviewSurface-textured mesh packaged as USDZ (AR Quick
+    Look and other AR viewers): albedo, and the tangent-space normal map and occlusion when given (files
+    beside `texture`, packaged with it)."""
     from pxr import Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
     layer_path = path.with_suffix(".usdc")
@@ -81,15 +69,15 @@ def write_usdz(
     root = UsdGeom.Xform.Define(stage, "/Asset")
     stage.SetDefaultPrim(root.GetPrim())
     mesh = UsdGeom.Mesh.Define(stage, "/Asset/Mesh")
-    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(vertices.astype(np.float32)))
-    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
-    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.astype(np.int32).ravel()))
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(surface.vertices.astype(np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(surface.faces), 3, np.int32)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(surface.faces.astype(np.int32).ravel()))
     mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
     st = UsdGeom.PrimvarsAPI(mesh).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex)
-    uv = uvs_top_left.astype(np.float32).copy()
+    uv = surface.uvs.astype(np.float32).copy()
     uv[:, 1] = 1.0 - uv[:, 1]  # USD's st has v up
     st.Set(Vt.Vec2fArray.FromNumpy(uv))
-    extent = np.stack([vertices.min(axis=0), vertices.max(axis=0)]).astype(np.float32)
+    extent = np.stack([surface.vertices.min(axis=0), surface.vertices.max(axis=0)]).astype(np.float32)
     mesh.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(extent))
 
     material = UsdShade.Material.Define(stage, "/Asset/Material")

@@ -108,14 +108,13 @@ def run(inputs: ExportInputs, *, out: Path, params: ExportParams, progress: Prog
             done += 1
             progress(done, steps, ASSET_WEB_GLB)
         if params.obj:
-            files += write_obj(uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
+            files += write_obj(uv, texture, out / ASSET_OBJ, normal_map=maps.get(NORMAL_PNG))
             done += 1
             progress(done, steps, "OBJ")
         if params.usdz:
             write_usdz(
-                uv.vertices, uv.faces, uv.uvs, texture, out / ASSET_USDZ,
-                normal_map=maps.get(NORMAL_PNG), occlusion=maps.get(OCCLUSION_PNG),
-            )  # fmt: skip
+                uv, texture, out / ASSET_USDZ, normal_map=maps.get(NORMAL_PNG), occlusion=maps.get(OCCLUSION_PNG)
+            )
             files.append(out / ASSET_USDZ)
             progress(steps, steps, "USDZ")
     except (OSError, RuntimeError, ValueError) as exc:
