@@ -50,7 +50,13 @@ def level_at(mask: np.ndarray | None, pixels: np.ndarray, width: int, height: in
     """The level at pixel coordinates of a width x height image (the mask may be smaller: scaled)."""
     if mask is None:
         return np.full(len(pixels), INSIDE, np.uint8)
-    rows, cols = mask.shape
+    return at_pixels(mask, pixels, width, height)
+
+
+def at_pixels(grid: np.ndarray, pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The values of `grid` (an image's mask or buffer, maybe smaller than the image) at the image's
+    width x height pixel coordinates (COLMAP convention): the grid cell each pixel falls in."""
+    rows, cols = grid.shape[:2]
     x = np.clip(np.floor(pixels[:, 0] * (cols / width)), 0, cols - 1).astype(np.intp)
     y = np.clip(np.floor(pixels[:, 1] * (rows / height)), 0, rows - 1).astype(np.intp)
-    return mask[y, x]
+    return grid[y, x]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pycolmap
 
+from photoforge.texturing.object_masks import at_pixels
+
 if TYPE_CHECKING:
     from photoforge.camera.model import Camera
     from photoforge.render.raycast import MeshScene
@@ -36,11 +38,7 @@ class ViewDepth:
     def sees(self, pixels: np.ndarray, distance: np.ndarray, cos: np.ndarray, *, tolerance: float) -> np.ndarray:
         """Which points (image pixels, distance from the camera, cosine between their normal and the view)
         no surface hides: nothing nearer in their buffer pixel than their distance less the bias."""
-        rows, cols = self.distance.shape
-        width, height = self.image_size
-        x = np.clip(np.floor(pixels[:, 0] * (cols / width)), 0, cols - 1).astype(np.intp)
-        y = np.clip(np.floor(pixels[:, 1] * (rows / height)), 0, rows - 1).astype(np.intp)
-        nearest = self.distance[y, x]
+        nearest = at_pixels(self.distance, pixels, *self.image_size)
         slope = np.minimum(np.sqrt(np.maximum(1.0 - cos**2, 0.0)) / np.maximum(cos, 1e-6), MAX_SLOPE)
         footprint = distance / self.focal  # a buffer pixel's width at the point's distance
         return nearest >= distance - tolerance - footprint * (1.0 + slope)
