@@ -25,7 +25,7 @@ from photoforge.geometry.mvs.view_masks import read_artefact_mask, view_mask
 from photoforge.layout import ALBEDO_PNG, COVERAGE_PNG, SPARSE_DIR, UNDISTORTED
 from photoforge.texturing.atlas import Texels
 from photoforge.texturing.fill import fill_and_dilate
-from photoforge.texturing.levelling import view_gains
+from photoforge.texturing.levelling import shared_sample, view_gains
 from photoforge.texturing.object_masks import BAND, OUTSIDE, level_at, levels, object_levels
 from photoforge.texturing.selection import face_adjacency, select_views
 from photoforge.texturing.sources import PhotoSource, original_source, undistorted_source
@@ -216,15 +216,12 @@ def _drop_outline_band(seen: list[Observation], count: int) -> list[Observation]
     return [view.keep(~(view.band & inside_somewhere[view.index])) for view in seen]
 
 
-def _gains(seen: list[Observation], count: int, max_texels: int = 40_000, seed: int = 0) -> np.ndarray:
-    """Per-view RGB gains (texturing.levelling) from up to `max_texels` texels that several views see."""
+def _gains(seen: list[Observation], count: int) -> np.ndarray:
+    """Per-view RGB gains (texturing.levelling) over a sample of the texels that several views see."""
     views = np.zeros(count, np.int32)
     for view in seen:
         views[view.index] += 1
-    shared = np.flatnonzero(views >= 2)
-    if len(shared) == 0:
-        return np.ones((len(seen), 3))
-    pick = np.random.default_rng(seed).choice(shared, size=min(max_texels, len(shared)), replace=False)
+    pick = shared_sample(views)
     row = np.full(count, -1, np.int64)
     row[pick] = np.arange(len(pick))
     colours = np.zeros((len(pick), len(seen), 3), np.float32)
@@ -234,7 +231,7 @@ def _gains(seen: list[Observation], count: int, max_texels: int = 40_000, seed: 
         picked = at >= 0
         colours[at[picked], v] = view.colour[picked]
         visible[at[picked], v] = True
-    return view_gains(colours, visible, max_texels=max_texels, seed=seed)
+    return view_gains(colours, visible)
 
 
 def write_maps(out: Path, baked: Baked) -> None:

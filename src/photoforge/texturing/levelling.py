@@ -12,28 +12,33 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
 
 
-def view_gains(colours: np.ndarray, visible: np.ndarray, max_texels: int = 40_000, seed: int = 0) -> np.ndarray:
-    """V x 3 multiplicative gains from N x V x 3 colours where visible (N x V) is true."""
-    v = visible.shape[1]
-    shared = np.nonzero(visible.sum(axis=1) >= 2)[0]
+def shared_sample(views_per_texel: np.ndarray, max_texels: int = 40_000, seed: int = 0) -> np.ndarray:
+    """Up to `max_texels` texel rows (a fixed random draw) among those seen by two views or more: the
+    texels `view_gains` is solved over."""
+    shared = np.flatnonzero(views_per_texel >= 2)
+    return np.random.default_rng(seed).choice(shared, size=min(max_texels, len(shared)), replace=False)
+
+
+def view_gains(colours: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """V x 3 multiplicative gains from N x V x 3 colours where visible (N x V) is true (`shared_sample`'s
+    texels: each seen by two views or more)."""
+    texels, v = visible.shape
     gains = np.ones((v, 3))
-    if len(shared) == 0:
+    if texels == 0:
         return gains
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(shared, size=min(max_texels, len(shared)), replace=False)
-    rows_t, cols_v = np.nonzero(visible[pick])
+    rows_t, cols_v = np.nonzero(visible)
     m = len(rows_t)
     for channel in range(3):
-        obs = np.log(np.maximum(colours[pick[rows_t], cols_v, channel], 1.0))
-        # unknowns: log-gain per view (v) then log-radiance per texel (len(pick)); g_v + log c = r_t
+        obs = np.log(np.maximum(colours[rows_t, cols_v, channel], 1.0))
+        # unknowns: log-gain per view (v) then log-radiance per texel; g_v + log c = r_t
         a = sp.csr_matrix(
             (
                 np.concatenate([np.ones(m), -np.ones(m)]),
                 (np.concatenate([np.arange(m), np.arange(m)]), np.concatenate([cols_v, v + rows_t])),
             ),
-            shape=(m, v + len(pick)),
+            shape=(m, v + texels),
         )
-        prior = sp.hstack([sp.identity(v) * 0.1, sp.csr_matrix((v, len(pick)))])
+        prior = sp.hstack([sp.identity(v) * 0.1, sp.csr_matrix((v, texels))])
         solution = lsqr(sp.vstack([a, prior]), np.concatenate([-obs, np.zeros(v)]), atol=1e-6, btol=1e-6)[0]
         log_gain = solution[:v]
         gains[:, channel] = np.exp(log_gain - log_gain.mean())
