@@ -57,6 +57,11 @@ def poisson_cell(points: np.ndarray, max_depth: int, face_budget: int | None) ->
     return POISSON_SCALE * float(np.ptp(points, axis=0).max()) / 2**depth if len(points) else 0.0
 
 
+def distance_to_cloud(points: np.ndarray, cloud: o3d.geometry.PointCloud) -> np.ndarray:
+    """Per point (N x 3): the distance to the nearest point of `cloud`."""
+    return np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points)).compute_point_cloud_distance(cloud))
+
+
 def poisson_surface(
     cloud: o3d.geometry.PointCloud,
     depth: int,
@@ -87,9 +92,7 @@ def poisson_surface(
         mesh.remove_vertices_by_mask(densities < np.quantile(densities, trim_quantile))
     if max_gap_spacings > 0 and len(mesh.vertices) and len(cloud.points) > 1:
         spacing = median_spacing(np.asarray(cloud.points))
-        vertices = o3d.geometry.PointCloud(mesh.vertices)
-        gap = np.asarray(vertices.compute_point_cloud_distance(cloud))
-        mesh.remove_vertices_by_mask(gap > max_gap_spacings * spacing)
+        mesh.remove_vertices_by_mask(distance_to_cloud(np.asarray(mesh.vertices), cloud) > max_gap_spacings * spacing)
     bbox = cloud.get_axis_aligned_bounding_box()
     margin = 0.02 * np.linalg.norm(bbox.get_extent())
     bbox = o3d.geometry.AxisAlignedBoundingBox(bbox.get_min_bound() - margin, bbox.get_max_bound() + margin)

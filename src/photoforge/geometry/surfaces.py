@@ -93,8 +93,7 @@ def carve_seen_through(
         xyz = read_ply(cloud_ply)[0].astype(np.float64)
         step = max(meshing.median_spacing(xyz), meshing.poisson_cell(xyz, settings.poisson_depth, settings.face_budget))
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
-        near = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vertices[candidates]))
-        gap = np.asarray(near.compute_point_cloud_distance(cloud))
+        gap = meshing.distance_to_cloud(vertices[candidates], cloud)
         candidates[np.flatnonzero(candidates)[gap <= settings.keep_within * step]] = False
     surface.remove_vertices_by_mask(candidates)
     return surface
