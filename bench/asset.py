@@ -1,7 +1,7 @@
 """Benchmark the detail levels: uv + bake + export per level against the 150k-face path, same run.
 
     .venv/bin/python bench/asset.py [--captures monstree] [--objects duck vase bust]
-                                    [--levels reduced preview medium] [--workspace DIR]
+                                    [--levels reduced preview medium] [--workspace DIR] [--repeat 3]
 
 Per capture the stages up to the mesh run once through the library (cached in the workspace:
 pass --workspace to keep them between runs); then per detail level uv, bake and export run, and
@@ -11,6 +11,9 @@ each level's time and PSNR as a ratio / difference against the baseline: today's
 (the mesh stage's surface as it is, `export.detail=raw` at today's 2048 px albedo, no occlusion
 map, no web GLB, xatlas' charts unlimited as they were), measured in the same run; and against
 the same 150k path with today's uv defaults (`uv.max_chart_share`, which makes every xatlas faster).
+Every row runs `--repeat` rounds (each round runs every row once, so a slow spell of the machine
+falls on all rows alike); times are medians over the rounds, and the ratio is also printed round
+by round: xatlas' time on the 150k surface alone varies by a factor of two between runs.
 Real captures come from ../shared/data; --objects are synthetic objects (photoforge.synthetic)
 rendered here, which nothing in the levels was tuned on.
 """
@@ -24,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from photoforge.stages.uv import UVParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +41,8 @@ BASELINE = {
     "bake.occlusion": False,
     "export.web": False,
 }
+BASE, RAW_NOW = "150k path", "150k, uv now"
+Runs = list[dict[str, Any]]  # one row's rounds: each _level's seconds and metrics
 OBJECT_CAPTURES = {"monstree"}  # real captures that are objects (asset.kind=object; auto calls it a scene)
 
 
@@ -45,6 +52,9 @@ def main() -> int:
     parser.add_argument("--objects", nargs="*", default=[], help="synthetic shapes, e.g. duck vase bust")
     parser.add_argument("--levels", nargs="+", default=["reduced", "preview"])
     parser.add_argument("--workspace", type=Path, default=None)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of every row; times are each row's median, ratios of medians"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pf-levels-") as tmp:
         workspace = args.workspace or Path(tmp)
@@ -54,10 +64,10 @@ def main() -> int:
                 print(f"{name}: skipped ({capture} not found)")
                 continue
             kind = {"asset.kind": "object"} if name in OBJECT_CAPTURES else {}
-            _bench(name, capture, workspace / name, kind, args.levels)
+            _bench(name, capture, workspace / name, kind, args.levels, repeat=args.repeat)
         for shape in args.objects:
             capture = _synthetic_object(shape, workspace / "captures" / shape)
-            _bench(f"synthetic {shape}", capture, workspace / shape, {}, args.levels)
+            _bench(f"synthetic {shape}", capture, workspace / shape, {}, args.levels, repeat=args.repeat)
     return 0
 
 
@@ -70,20 +80,24 @@ def _synthetic_object(shape: str, root: Path) -> Path:
     return root / "capture"
 
 
-def _bench(name: str, capture: Path, workspace: Path, overrides: dict[str, Any], levels: list[str]) -> None:
+def _bench(
+    name: str, capture: Path, workspace: Path, overrides: dict[str, Any], levels: list[str], *, repeat: int
+) -> None:
     from photoforge.synthetic.object_runs import run_to_mesh
 
     start = time.perf_counter()
     upstream = run_to_mesh(capture, workspace, overrides)
     mesh = upstream["mesh"].metrics
     print(f"{name}: high-res {mesh['faces']} faces ({time.perf_counter() - start:.0f} s to the mesh)")
-    base = _level(upstream, capture, workspace, overrides | BASELINE)
     charts_now = {"uv.max_chart_share": UVParams().max_chart_share}
-    raw_now = _level(upstream, capture, workspace, overrides | BASELINE | charts_now)
-    _print("150k path", base, base, raw_now)
-    _print("150k, uv now", raw_now, base, raw_now)
-    for level in levels:
-        _print(level, _level(upstream, capture, workspace, overrides | {"export.detail": level}), base, raw_now)
+    rows = {BASE: overrides | BASELINE, RAW_NOW: overrides | BASELINE | charts_now}
+    rows |= {level: overrides | {"export.detail": level} for level in levels}
+    runs: dict[str, Runs] = {label: [] for label in rows}
+    for _ in range(repeat):  # rounds, each row once a round: a slow spell of the machine hits every row alike
+        for label, settings in rows.items():
+            runs[label].append(_level(upstream, capture, workspace, settings))
+    for label in rows:
+        _print(label, runs[label], runs[BASE], runs[RAW_NOW])
 
 
 def _level(upstream: dict, capture: Path, workspace: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -131,13 +145,16 @@ def _opens(export_dir: Path) -> str:
     return f"{three_said}, trimesh (decoded) {faces} faces"
 
 
-def _print(label: str, level: dict[str, Any], base: dict[str, Any], raw_now: dict[str, Any]) -> None:
-    """One level's row; its time against today's 150k path and against the 150k path with today's uv defaults."""
-    total, base_total = sum(level["seconds"].values()), sum(base["seconds"].values())
-    raw_now_total = sum(raw_now["seconds"].values())
+def _print(label: str, runs: Runs, base_runs: Runs, raw_now_runs: Runs) -> None:
+    """One row: each stage's median seconds over the rounds; its median total against today's 150k path's and
+    against the 150k path's with today's uv defaults, and the same ratio round by round (its spread)."""
+    level, total = runs[0], _median_total(runs)
+    base_total, raw_now_total = _median_total(base_runs), _median_total(raw_now_runs)
+    seconds = {stage: float(np.median([run["seconds"][stage] for run in runs])) for stage in ("uv", "bake", "export")}
+    per_round = " ".join(f"{_total(b) / _total(r):.2f}" for b, r in zip(base_runs, runs, strict=True))
     shipped = level["export"]["levels"][0]
     web = level["export"].get("web") or {}
-    psnr, base_psnr = level["bake"]["psnr_left_out"], base["bake"]["psnr_left_out"]
+    psnr, base_psnr = level["bake"]["psnr_left_out"], base_runs[0]["bake"]["psnr_left_out"]
     detail = level["bake"].get("detail")
     errors = (
         f"normals {detail['normal_error_own_deg']:.2f}° own / {detail['normal_error_mapped_deg']:.2f}° mapped "
@@ -152,11 +169,19 @@ def _print(label: str, level: dict[str, Any], base: dict[str, Any], raw_now: dic
     print(
         f"    {label:<9} {shipped['faces']:>7} faces {shipped['texture_size']:>5}px  "
         f"glb {shipped['bytes'] / 1e6:6.2f} MB ({checked})  web {web_size}: {level['opens']}\n"
-        f"              uv {level['seconds']['uv']:5.1f} s  bake {level['seconds']['bake']:5.1f} s  "
-        f"export {level['seconds']['export']:4.1f} s  = {total:5.1f} s, {base_total / total:.2f}x faster than the "
-        f"150k path ({raw_now_total / total:.2f}x than 150k with uv now); left-out PSNR {psnr:.2f} dB "
-        f"({psnr - base_psnr:+.2f}); {errors}"
+        f"              uv {seconds['uv']:5.1f} s  bake {seconds['bake']:5.1f} s  export {seconds['export']:4.1f} s  "
+        f"= {total:5.1f} s (median of {len(runs)}), {base_total / total:.2f}x faster than the 150k path "
+        f"(round by round: {per_round}; {raw_now_total / total:.2f}x than 150k with uv now); "
+        f"left-out PSNR {psnr:.2f} dB ({psnr - base_psnr:+.2f}); {errors}"
     )
+
+
+def _total(run: dict[str, Any]) -> float:
+    return sum(run["seconds"].values())
+
+
+def _median_total(runs: Runs) -> float:
+    return float(np.median([_total(run) for run in runs]))
 
 
 def _web_check(web: dict[str, Any]) -> str:

@@ -82,3 +82,39 @@ def test_the_buffer_through_a_lens_is_the_pinhole_buffer(occluded_scene: dict) -
     assert both.sum() > 10_000
     assert np.abs(pinhole.distance[both] - through.distance[both]).max() < 1e-4
     assert (np.isfinite(pinhole.distance) != np.isfinite(through.distance)).sum() <= 4
+
+
+@pytest.mark.parametrize("distorted", [False, True])
+def test_observe_keeps_only_points_in_front_and_agrees_with_rays(distorted: bool) -> None:
+    """A camera standing on a floor, looking along it: half the floor's texels lie behind it (through a
+    COLMAP lens their pixels are NaN). The bake's observe keeps only points in front and in frame, and
+    the buffer and a ray per point keep nearly the same ones."""
+    from photoforge.camera.model import Camera, Rigid3, look_at
+    from photoforge.texturing.bake import TexelPoints, observe
+    from photoforge.texturing.sources import PhotoSource
+
+    floor = MeshScene(np.array([[-3.0, -3, 0], [3, -3, 0], [3, 3, 0], [-3, 3, 0]]), np.array([[0, 1, 2], [0, 2, 3]]))
+    x, y = np.meshgrid(np.linspace(-2.9, 2.9, 300), np.linspace(-2.9, 2.9, 300))
+    position = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)]).astype(np.float32)
+    normal = np.broadcast_to(np.array([[0.0], [0.0], [1.0]], np.float32), position.shape).copy()
+    points = TexelPoints(position, normal, np.zeros(x.size, np.float32))
+    centre = np.array([0.0, 0.0, 0.4])
+    rotation = look_at(centre, np.array([2.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    camera = Camera("floor", K, Rigid3(rotation, -rotation @ centre), 640, 480)
+    params = [500.0, 500.0, 320.0, 240.0] + ([0.05, -0.01, 0.0, 0.0] if distorted else [0.0, 0.0, 0.0, 0.0])
+    lens = pycolmap.Camera(model="OPENCV", width=640, height=480, params=params)
+    image = np.full((480, 640, 3), 128, np.uint8)
+    seen = {}
+    for long_side in (0, 320):
+        source = PhotoSource(image, camera, lens, sharpness=1.0)
+        if long_side:
+            source.depth = view_depth(floor, camera, lens, long_side=long_side)
+        seen[long_side] = observe(source, points, floor, extent=8.0, min_cos=0.1).index
+    behind = np.flatnonzero(position[0] <= 0.0)
+    assert len(behind) > 40_000 and len(seen[320]) > 5_000
+    for rows in seen.values():
+        assert not np.isin(rows, behind).any()
+        cam = camera.cam_from_world.apply(position[:, rows].T.astype(np.float64))
+        assert np.all(cam[:, 2] > 0)
+    both = np.intersect1d(seen[0], seen[320])
+    assert len(both) >= 0.97 * max(len(seen[0]), len(seen[320]))

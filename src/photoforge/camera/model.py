@@ -91,12 +91,16 @@ class Camera:
     def rays(self, supersample: int = 1) -> np.ndarray:
         """float32 rays (origin, unit direction in world), one per pixel row by row, or `supersample`^2 per pixel."""
         s = supersample
-        u, v = np.meshgrid(np.arange(self.width * s) + 0.5, np.arange(self.height * s) + 0.5)
-        pixels = np.stack([u / s, v / s, np.ones_like(u)], axis=-1).reshape(-1, 3)
-        directions = (pixels @ np.linalg.inv(self.k).T) @ self.cam_from_world.rotation  # camera rays to world
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        origins = np.broadcast_to(self.centre, directions.shape)
-        return np.concatenate([origins, directions], axis=1).astype(np.float32)
+        u = (np.arange(self.width * s) + 0.5) / s
+        v = (np.arange(self.height * s) + 0.5) / s
+        # pixel (u, v, 1) to a world direction: d = (u, v, 1) @ inv(K)^T @ R, one 3 x 3 for the whole image
+        to_world = np.linalg.inv(self.k).T @ self.cam_from_world.rotation
+        directions = u[None, :, None] * to_world[0] + v[:, None, None] * to_world[1] + to_world[2]
+        directions /= np.sqrt(np.einsum("hwc,hwc->hw", directions, directions))[..., None]
+        rays = np.empty((directions.shape[0] * directions.shape[1], 6), np.float32)
+        rays[:, :3] = self.centre
+        rays[:, 3:] = directions.reshape(-1, 3)
+        return rays
 
     def to_json(self) -> dict[str, Any]:
         """The keys depth.json and cameras.json store (`rotation`, `translation`: cam_from_world)."""

@@ -74,7 +74,7 @@ class MeshScene:
 
     def intersect(self, rays: np.ndarray) -> RayHits:
         """First hits of N rays given as N x 6 (origin, unit direction)."""
-        result = self.scene.cast_rays(o3d.core.Tensor(np.asarray(rays).astype(np.float32)))
+        result = self.scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays, np.float32)))
         return RayHits(
             result["t_hit"].numpy(),
             result["primitive_ids"].numpy(),

@@ -1,15 +1,13 @@
 """Global colour levelling: one RGB gain per view so that views agree where they overlap.
 
 Exposure and white balance differ between photos; left alone, a seam shows wherever the
-chosen view changes. Least squares in log space (scipy's lsqr) over texels seen by several
-views, with a weak pull of every gain towards 1.
+chosen view changes. Least squares in log space over texels seen by several views, with a weak
+pull of every gain towards 1 (`view_gains`: the texels eliminated, a V x V solve).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import lsqr
 
 
 def shared_sample(views_per_texel: np.ndarray, max_texels: int = 40_000, seed: int = 0) -> np.ndarray:
@@ -21,25 +19,24 @@ def shared_sample(views_per_texel: np.ndarray, max_texels: int = 40_000, seed: i
 
 def view_gains(colours: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """V x 3 multiplicative gains from N x V x 3 colours where visible (N x V) is true (`shared_sample`'s
-    texels: each seen by two views or more)."""
+    texels: each seen by two views or more).
+
+    Per channel, least squares over the log colours o: g_v + o_tv = r_t wherever texel t is visible in
+    view v, plus 0.1 g_v = 0. The texels' radiances r_t are eliminated (at the optimum r_t is the mean of
+    g_v + o_tv over t's views), leaving V normal equations in the gains alone: the same minimum as
+    solving for V + N unknowns (scipy's lsqr did, 0.8 s on 40k texels), in milliseconds."""
     texels, v = visible.shape
     gains = np.ones((v, 3))
     if texels == 0:
         return gains
-    rows_t, cols_v = np.nonzero(visible)
-    m = len(rows_t)
+    seen = visible.astype(np.float64)
+    views_per_texel = np.maximum(seen.sum(axis=1), 1.0)
+    # the normal equations' matrix: sum over texels of (diag(w_t) - w_t w_t^T / n_t), plus the prior's 0.01 I
+    normal = np.diag(seen.sum(axis=0)) - seen.T @ (seen / views_per_texel[:, None]) + 0.01 * np.eye(v)
     for channel in range(3):
-        obs = np.log(np.maximum(colours[rows_t, cols_v, channel], 1.0))
-        # unknowns: log-gain per view (v) then log-radiance per texel; g_v + log c = r_t
-        a = sp.csr_matrix(
-            (
-                np.concatenate([np.ones(m), -np.ones(m)]),
-                (np.concatenate([np.arange(m), np.arange(m)]), np.concatenate([cols_v, v + rows_t])),
-            ),
-            shape=(m, v + texels),
-        )
-        prior = sp.hstack([sp.identity(v) * 0.1, sp.csr_matrix((v, texels))])
-        solution = lsqr(sp.vstack([a, prior]), np.concatenate([-obs, np.zeros(v)]), atol=1e-6, btol=1e-6)[0]
-        log_gain = solution[:v]
+        obs = np.where(visible, np.log(np.maximum(colours[..., channel], 1.0)).astype(np.float64), 0.0)
+        mean_obs = obs.sum(axis=1) / views_per_texel
+        rhs = -(obs.sum(axis=0) - seen.T @ mean_obs)
+        log_gain = np.linalg.solve(normal, rhs)
         gains[:, channel] = np.exp(log_gain - log_gain.mean())
     return gains

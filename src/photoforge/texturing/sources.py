@@ -39,12 +39,16 @@ class PhotoSource:
         return float(self.camera.k[0, 0]) if self.lens is None else float(self.lens.mean_focal_length())
 
     def image_points(self, cam: np.ndarray) -> np.ndarray:
-        """Pixel coordinates (COLMAP convention, N x 2) of camera-frame points in front of the camera."""
+        """Pixel coordinates (COLMAP convention, N x 2, cam's dtype) of camera-frame points given
+        coordinate-major (3 x N: x, y, z rows) in front of the camera."""
         if self.lens is not None:
-            return np.asarray(self.lens.img_from_cam(np.asarray(cam, np.float64)))
+            return np.asarray(self.lens.img_from_cam(np.asarray(cam.T, np.float64)))
         k = self.camera.k.astype(cam.dtype)
-        homogeneous = cam @ k.T
-        return homogeneous[:, :2] / homogeneous[:, 2:]
+        x, y, z = cam
+        pixels = np.empty((cam.shape[1], 2), cam.dtype)
+        pixels[:, 0] = (k[0, 0] * x + k[0, 1] * y) / z + k[0, 2]
+        pixels[:, 1] = k[1, 1] * y / z + k[1, 2]
+        return pixels
 
     def sample(self, pixels: np.ndarray) -> np.ndarray:
         """Bilinear colours at pixel coordinates (N x 3 uint8)."""

@@ -39,9 +39,14 @@ class ViewDepth:
         """Which points (image pixels, distance from the camera, cosine between their normal and the view)
         no surface hides: nothing nearer in their buffer pixel than their distance less the bias."""
         nearest = at_pixels(self.distance, pixels, *self.image_size)
-        slope = np.minimum(np.sqrt(np.maximum(1.0 - cos**2, 0.0)) / np.maximum(cos, 1e-6), MAX_SLOPE)
-        footprint = distance / self.focal  # a buffer pixel's width at the point's distance
-        return nearest >= distance - tolerance - footprint * (1.0 + slope)
+        # the bias: a buffer pixel's width at the point's distance x (1 + the slope), in place (millions of points)
+        bias = np.sqrt(np.maximum(1 - cos * cos, 0))
+        bias /= np.maximum(cos, 1e-6)
+        np.minimum(bias, MAX_SLOPE, out=bias)
+        bias += 1
+        bias *= distance / self.focal
+        bias += tolerance
+        return nearest >= distance - bias
 
 
 def view_depth(scene: MeshScene, view: Camera, lens: pycolmap.Camera | None, *, long_side: int) -> ViewDepth:
