@@ -91,10 +91,11 @@ class Camera:
     def rays(self, supersample: int = 1) -> np.ndarray:
         """float32 rays (origin, unit direction in world), one per pixel row by row, or `supersample`^2 per pixel."""
         s = supersample
-        u = (np.arange(self.width * s) + 0.5) / s
-        v = (np.arange(self.height * s) + 0.5) / s
-        # pixel (u, v, 1) to a world direction: d = (u, v, 1) @ inv(K)^T @ R, one 3 x 3 for the whole image
-        to_world = np.linalg.inv(self.k).T @ self.cam_from_world.rotation
+        u = ((np.arange(self.width * s) + 0.5) / s).astype(np.float32)
+        v = ((np.arange(self.height * s) + 0.5) / s).astype(np.float32)
+        # pixel (u, v, 1) to a world direction: d = (u, v, 1) @ inv(K)^T @ R, one 3 x 3 for the whole image,
+        # broadcast in float32 (the rays' own precision): millions of rays at a turntable's or a bake's size
+        to_world = (np.linalg.inv(self.k).T @ self.cam_from_world.rotation).astype(np.float32)
         directions = u[None, :, None] * to_world[0] + v[:, None, None] * to_world[1] + to_world[2]
         directions /= np.sqrt(np.einsum("hwc,hwc->hw", directions, directions))[..., None]
         rays = np.empty((directions.shape[0] * directions.shape[1], 6), np.float32)

@@ -16,6 +16,7 @@ picture: high-res | low-poly | low-poly + normal map, shaded alike.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,24 +106,28 @@ def run(inputs: BakeInputs, *, out: Path, params: BakeParams, progress: Progress
     steps = len(bake_ids) + 2
     progress(0, steps, f"{len(texels.index)} texels, {len(bake_ids)} views")
     frames = Frames.read(inputs.ingest.dir)
-    sources = photo_sources(
-        frames,
-        records,
-        bake_ids,
-        capture=inputs.capture,
-        poses_dir=inputs.poses.dir,
-        depth_dir=depth_dir,
-        world_to_asset=asset_from_world,
-        full_resolution=params.full_resolution,
-        scene=scene,
-        erode_px=params.mask_erode_px,
-        visibility_px=params.visibility_px,
-    )
-    settings = BakeSettings(params.smoothness, params.blend, params.min_cos, params.levelling)
-    baked = bake_texture(texels, mesh, scene, sources, settings, progress)
-    write_maps(out, baked)
-    progress(steps - 1, steps, "normal and occlusion maps" if mesh.decimated else "occlusion map")
-    maps, detail = _detail_maps(inputs.mesh.dir / MESH_PLY, mesh, texels, params, out)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # the normal and occlusion maps need only the atlas and the high-res surface: they are baked while
+        # the photos are (each side's numpy releases the GIL, so both cores stay busy between ray casts)
+        detail_maps = background.submit(_detail_maps, inputs.mesh.dir / MESH_PLY, mesh, texels, params, out)
+        sources = photo_sources(
+            frames,
+            records,
+            bake_ids,
+            capture=inputs.capture,
+            poses_dir=inputs.poses.dir,
+            depth_dir=depth_dir,
+            world_to_asset=asset_from_world,
+            full_resolution=params.full_resolution,
+            scene=scene,
+            erode_px=params.mask_erode_px,
+            visibility_px=params.visibility_px,
+        )
+        settings = BakeSettings(params.smoothness, params.blend, params.min_cos, params.levelling)
+        baked = bake_texture(texels, mesh, scene, sources, settings, progress)
+        write_maps(out, baked)
+        progress(steps - 1, steps, "normal and occlusion maps" if mesh.decimated else "occlusion map")
+        maps, detail = detail_maps.result()
     progress(steps - 1, steps, "scoring against photos")
 
     chosen = [(i, True) for i in left_out] + [(i, False) for i in bake_ids[: params.max_eval_views]]
