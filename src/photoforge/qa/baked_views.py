@@ -52,7 +52,11 @@ def score_baked_views(
     (out / EVAL_DIR).mkdir(exist_ok=True)
 
     def score(view: tuple[int, bool]) -> dict[str, Any]:
-        return _score_view(*view, records, depth_dir, world_to_asset, scene, face_uvs, texture, out)
+        index, is_left_out = view
+        return _score_view(
+            index, is_left_out, records=records, depth_dir=depth_dir, world_to_asset=world_to_asset, scene=scene,
+            face_uvs=face_uvs, texture=texture, out=out,
+        )  # fmt: skip
 
     # two views at a time: one's numpy (sampling, SSIM) runs while the other's rays are cast
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -62,6 +66,7 @@ def score_baked_views(
 def _score_view(
     i: int,
     is_left_out: bool,
+    *,
     records: list[DepthViewRecord],
     depth_dir: Path,
     world_to_asset: np.ndarray,

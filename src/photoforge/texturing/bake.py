@@ -147,18 +147,13 @@ class Observation:
 
     index: np.ndarray  # texel rows the view sees inside the object
     colour: np.ndarray  # m x 3 uint8
-    score: np.ndarray  # m float32, > 0
+    score: np.ndarray  # m float32, > 0 (0: not used, in the outline band where another view sees it inside)
     band: np.ndarray  # m bool: seen in the band along the object's outline
 
     def without(self, dropped: np.ndarray) -> Observation:
         """The same texels with the `dropped` ones (m bool) scored 0: nothing uses a texel at score 0
         (cheaper than gathering four arrays of millions of rows)."""
         return Observation(self.index, self.colour, np.where(dropped, np.float32(0), self.score), self.band)
-
-    @property
-    def used(self) -> np.ndarray:
-        """The texel rows this view colours (score > 0)."""
-        return self.index[self.score > 0]
 
 
 def bake_texture(
