@@ -51,56 +51,37 @@ def score_baked_views(
     """
     (out / EVAL_DIR).mkdir(exist_ok=True)
 
-    def score(view: tuple[int, bool]) -> dict[str, Any]:
-        index, is_left_out = view
-        return _score_view(
-            index, is_left_out, records=records, depth_dir=depth_dir, world_to_asset=world_to_asset, scene=scene,
-            face_uvs=face_uvs, texture=texture, out=out,
-        )  # fmt: skip
+    def score(choice: tuple[int, bool]) -> dict[str, Any]:
+        i, is_left_out = choice
+        record = records[i]
+        assert record.camera is not None and record.map is not None  # a usable view has both
+        camera = Camera.from_json(record.camera)
+        hits = scene.cast(camera_in_frame(camera, world_to_asset))
+        maps = load_view(depth_dir / record.map)
+        photo = maps["color"]
+        render = sample_texture(hits, face_uvs, texture)
+        seen = maps["depth"] > 0
+        coverage = float((hits.mask & seen).sum() / seen.sum()) if seen.any() else float(hits.mask.any())
+        user = view_mask(depth_dir / UNDISTORTED, record.name, photo.shape[1], photo.shape[0])
+        mask = hits.mask if hits.mask.any() else np.ones_like(hits.mask)
+        if user is not None and (mask & user).any():
+            mask = mask & user
+        side = np.concatenate([photo, render], axis=1)
+        name = f"{i:04d}.jpg"
+        cv2.imwrite(str(out / EVAL_DIR / name), cv2.cvtColor(side, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        return {
+            "name": record.name,
+            "left_out": is_left_out,
+            "psnr": round(min(masked_psnr(photo, render, mask), MAX_PSNR), 3),
+            "ssim": round(_finite(masked_ssim(photo, render, mask)), 4),
+            "silhouette_fraction": round(float(hits.mask.mean()), 4),
+            "coverage": round(coverage, 4),
+            "side_by_side": f"{EVAL_DIR}/{name}",
+        }
 
     # two views at a time: one's numpy (sampling, SSIM) runs while the other's rays are cast
     with ThreadPoolExecutor(max_workers=2) as pool:
         return list(pool.map(score, chosen))
-
-
-def _score_view(
-    i: int,
-    is_left_out: bool,
-    *,
-    records: list[DepthViewRecord],
-    depth_dir: Path,
-    world_to_asset: np.ndarray,
-    scene: MeshScene,
-    face_uvs: np.ndarray,
-    texture: np.ndarray,
-    out: Path,
-) -> dict[str, Any]:
-    """One view's scores and its photo | render picture (score_baked_views)."""
-    record = records[i]
-    assert record.camera is not None and record.map is not None  # a usable view has both
-    view = Camera.from_json(record.camera)
-    hits = scene.cast(camera_in_frame(view, world_to_asset))
-    maps = load_view(depth_dir / record.map)
-    photo = maps["color"]
-    render = sample_texture(hits, face_uvs, texture)
-    seen = maps["depth"] > 0
-    coverage = float((hits.mask & seen).sum() / seen.sum()) if seen.any() else float(hits.mask.any())
-    user = view_mask(depth_dir / UNDISTORTED, record.name, photo.shape[1], photo.shape[0])
-    mask = hits.mask if hits.mask.any() else np.ones_like(hits.mask)
-    if user is not None and (mask & user).any():
-        mask = mask & user
-    side = np.concatenate([photo, render], axis=1)
-    name = f"{i:04d}.jpg"
-    cv2.imwrite(str(out / EVAL_DIR / name), cv2.cvtColor(side, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    return {
-        "name": record.name,
-        "left_out": is_left_out,
-        "psnr": round(min(masked_psnr(photo, render, mask), MAX_PSNR), 3),
-        "ssim": round(_finite(masked_ssim(photo, render, mask)), 4),
-        "silhouette_fraction": round(float(hits.mask.mean()), 4),
-        "coverage": round(coverage, 4),
-        "side_by_side": f"{EVAL_DIR}/{name}",
-    }
 
 
 def mean_score(rows: list[dict[str, Any]], key: str) -> float | None:
