@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from photoforge.render.raycast import MeshScene
+from photoforge.texturing.tangents import interpolate
 
 
 @dataclass
@@ -32,13 +33,9 @@ def rasterise(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: in
     index = np.nonzero(hits.hit)[0]
     face = hits.face[index].astype(np.int64)
     b = hits.barycentric[index]
-    corner = faces[face]
     weights = np.concatenate([1 - b[:, :1] - b[:, 1:], b], axis=1).astype(np.float64)
-    # a corner at a time (an N x 3 x 3 gather is several times slower); normals per face, then per texel
-    position = weights[:, :1] * vertices[corner[:, 0]]
-    position += weights[:, 1:2] * vertices[corner[:, 1]]
-    position += weights[:, 2:] * vertices[corner[:, 2]]
-    corners = np.asarray(vertices, np.float64)[faces]
+    position = interpolate(vertices, faces, face, weights)
+    corners = np.asarray(vertices, np.float64)[faces]  # normals per face (F), then per texel (N)
     face_normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     face_normal /= np.maximum(np.linalg.norm(face_normal, axis=1, keepdims=True), 1e-20)
     normal = face_normal[face]
