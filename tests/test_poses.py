@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -61,19 +62,38 @@ def test_calibrated_photos_register_with_accurate_poses(sample_subset: Path, tmp
     assert json.loads((out / POSES_JSON).read_text())["registered"] == 6
 
 
+def _table_digests(database: Path) -> dict[str, str]:
+    """A digest per COLMAP table: where two runs part, these say which step did (features, matches, verification)."""
+    tables = ("images", "keypoints", "descriptors", "matches", "two_view_geometries")
+    with sqlite3.connect(database) as connection:
+        rows = {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in tables}
+    return {table: hashlib.sha1(repr(rows[table]).encode()).hexdigest()[:8] for table in tables}
+
+
 def test_same_photos_give_the_same_model(tmp_path: Path) -> None:
-    """Seeded RANSAC and mapper: equal keys mean equal models (else every stage below varies run to run)."""
-    models = []
+    """Seeded RANSAC and mapper, one thread where order matters: the same photos give the same model.
+
+    Equal to floating-point noise, not bit for bit: CI once got 3555 and 3552 points in one process (0.08 %)
+    where 80 matchings and 30 mappings here were identical. The bugs this guards against (image ids in the order
+    extraction finished, threaded bundle adjustment) moved the model by 4 % of its points and more.
+    """
+    models, digests = [], []
     for run in ("a", "b"):
         frames = _ingest(SAMPLE, tmp_path / f"ingest-{run}", max_size=640)
         out = tmp_path / f"poses-{run}"
         out.mkdir()
         _poses(frames, out, PosesParams(max_features=4096))
         models.append(pycolmap.Reconstruction(str(out / SPARSE_DIR)))
+        digests.append(_table_digests(out / "database.db"))
     first, second = models
-    assert first.num_points3D() == second.num_points3D()
-    centres = [np.array([m.image(i).projection_center() for i in sorted(m.reg_image_ids())]) for m in (first, second)]
-    assert centres[0].shape == (11, 3) and np.abs(centres[0] - centres[1]).max() < 1e-9
+    where = f"COLMAP tables per run: {digests[0]} / {digests[1]}"
+    names = [{i: m.image(i).name for i in m.reg_image_ids()} for m in models]
+    assert names[0] == names[1] and len(names[0]) == 11, where
+    assert all(first.image(i).num_points2D() == second.image(i).num_points2D() for i in names[0]), where
+    assert abs(first.num_points3D() - second.num_points3D()) <= 0.005 * first.num_points3D(), where
+    centres = [np.array([m.image(i).projection_center() for i in sorted(names[0])]) for m in models]
+    extent = np.ptp(centres[0], axis=0).max()
+    assert np.abs(centres[0] - centres[1]).max() < 1e-4 * extent, where
 
 
 def test_free_intrinsics_are_refined(sample_subset: Path, tmp_path: Path) -> None:
