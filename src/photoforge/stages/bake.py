@@ -196,17 +196,17 @@ def _detail_maps(
     with_normals = mesh.decimated and params.normal_map
     if not (with_normals or params.occlusion):
         return ["albedo"], None
-    surface = o3d.io.read_triangle_mesh(str(high_file))
+    surface = o3d.io.read_triangle_mesh(high_file)
     high_vertices = np.asarray(surface.vertices)
     high = HighResSurface.of(high_vertices, np.asarray(surface.triangles))
     diagonal = float(np.linalg.norm(high_vertices.max(axis=0) - high_vertices.min(axis=0)))
-    occlusion_settings = {"rays": params.occlusion_rays, "distance": params.occlusion_distance * diagonal, "seed": 0}
+    rays, distance = params.occlusion_rays, params.occlusion_distance * diagonal
     if not with_normals:
-        cv2.imwrite(str(out / OCCLUSION_PNG), bake_occlusion(texels, high, **occlusion_settings))
+        cv2.imwrite(str(out / OCCLUSION_PNG), bake_occlusion(texels, high, rays=rays, distance=distance, seed=0))
         return ["albedo", "occlusion"], None
     baked = bake_detail_maps(
         texels, mesh, high=high, search=params.normal_search * diagonal, occlusion=params.occlusion,
-        **occlusion_settings,
+        rays=rays, distance=distance, seed=0,
     )  # fmt: skip
     cv2.imwrite(str(out / NORMAL_PNG), cv2.cvtColor(baked.normal, cv2.COLOR_RGB2BGR))
     maps = ["albedo", "normal"]

@@ -95,6 +95,7 @@ def photo_sources(
             image = model.find_image_with_name(record.name)
             if image is None:
                 raise StageError("bake", f"{record.name} is not in the sparse model", poses_dir / SPARSE_DIR)
+            assert image.camera is not None  # every image of a model has its camera
             source = original_source(capture / frame.source, image.camera, pose)
             # the SfM camera is at the working frame's size, as the user's mask is
             user = _frame_mask(frames, frame)
@@ -197,9 +198,9 @@ def bake_texture(
     known = total > 0
     blended = colour_sum[known] / total[known][:, None]
 
-    texture = np.zeros((size * size, 3), np.uint8)
-    texture[texels.index[known]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    texture = texture.reshape(size, size, 3)
+    texel_colours = np.zeros((size * size, 3), np.uint8)
+    texel_colours[texels.index[known]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    texture = texel_colours.reshape(size, size, 3)
     charts = np.zeros(size * size, bool)
     charts[texels.index] = True
     known_map = np.zeros(size * size, bool)

@@ -33,13 +33,20 @@ ROW_BLOCK = 1 << 16  # rows per block in per-row arithmetic over millions of tex
 
 
 class ShadedMesh(Protocol):
-    """A mesh as a glTF viewer shades it: uv charts, vertex NORMAL and TANGENT (layout.UVMesh is one)."""
+    """A mesh as a glTF viewer shades it: uv charts, vertex NORMAL and TANGENT (layout.UVMesh is one).
 
-    vertices: np.ndarray
-    faces: np.ndarray
-    uvs: np.ndarray  # glTF's: origin top-left, v down
-    normals: np.ndarray
-    tangents: np.ndarray  # V x 4, w the handedness
+    Read-only members, so that frozen dataclasses such as UVMesh match it."""
+
+    @property
+    def vertices(self) -> np.ndarray: ...
+    @property
+    def faces(self) -> np.ndarray: ...
+    @property
+    def uvs(self) -> np.ndarray: ...  # glTF's: origin top-left, v down
+    @property
+    def normals(self) -> np.ndarray: ...
+    @property
+    def tangents(self) -> np.ndarray: ...  # V x 4, w the handedness
 
 
 @dataclass(frozen=True)
