@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from photoforge.camera.model import Camera, Rigid3, look_at
-from photoforge.render.raycast import Hits, MeshScene, shade
-from photoforge.texturing.tangents import HighResSurface, ShadedMesh, barycentric_weights, interpolate, shading_normals
+from photoforge.render.raycast import Hits, MeshScene, barycentric_weights, shade
+from photoforge.texturing.tangents import HighResSurface, ShadedMesh, interpolate, shading_normals
 
 VIEW_DIRECTION = np.array([1.0, 0.55, 1.3])  # from the object towards the camera: a 3/4 view from above (+Y up)
 UP = np.array([0.0, 1.0, 0.0])

@@ -63,6 +63,12 @@ class SurfacePoints:
     barycentric: np.ndarray  # N x 3 weights of the face's vertices 0, 1, 2
 
 
+def barycentric_weights(uv: np.ndarray) -> np.ndarray:
+    """N x 3 weights of a face's vertices 0, 1, 2 from open3d's N x 2 (weights of vertices 1 and 2)."""
+    uv = np.asarray(uv, np.float64)
+    return np.concatenate([1.0 - uv[:, :1] - uv[:, 1:], uv], axis=1)
+
+
 class MeshScene:
     """One mesh in a ray-casting scene, cast from pinhole cameras (COLMAP pixel convention)."""
 
@@ -134,7 +140,7 @@ class MeshScene:
         return SurfacePoints(
             result["points"].numpy().astype(np.float64),
             result["primitive_ids"].numpy().astype(np.int64),
-            np.concatenate([1.0 - uv[:, :1] - uv[:, 1:], uv], axis=1),
+            barycentric_weights(uv),
         )
 
     def distance(self, points: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photoforge.render.raycast import MeshScene
-from photoforge.texturing.tangents import interpolate
+from photoforge.render.raycast import MeshScene, barycentric_weights
+from photoforge.texturing.tangents import face_normals, interpolate
 
 
 @dataclass
@@ -32,11 +32,7 @@ def rasterise(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: in
     hits = scene.intersect(rays)
     index = np.nonzero(hits.hit)[0]
     face = hits.face[index].astype(np.int64)
-    b = hits.barycentric[index]
-    weights = np.concatenate([1 - b[:, :1] - b[:, 1:], b], axis=1).astype(np.float64)
+    weights = barycentric_weights(hits.barycentric[index])
     position = interpolate(vertices, faces, face, weights)
-    corners = np.asarray(vertices, np.float64)[faces]  # normals per face (F), then per texel (N)
-    face_normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    face_normal /= np.maximum(np.linalg.norm(face_normal, axis=1, keepdims=True), 1e-20)
-    normal = face_normal[face]
+    normal = face_normals(np.asarray(vertices, np.float64)[faces])[face]  # per face (F), then per texel (N)
     return Texels(index, face, position, normal, size, weights)

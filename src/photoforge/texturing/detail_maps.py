@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photoforge.render.raycast import barycentric_weights
 from photoforge.texturing.atlas import Texels
 from photoforge.texturing.fill import dilate_charts
 from photoforge.texturing.tangents import (
     HighResSurface,
     ShadedMesh,
-    barycentric_weights,
     interpolate,
     perpendicular,
     tangent_frames,

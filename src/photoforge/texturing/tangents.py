@@ -75,7 +75,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     _, weld = np.unique(vertices, axis=0, return_inverse=True)
     weld = weld.ravel()
     corners = vertices[faces]  # F x 3 x 3
-    face_normal = _unit(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
+    face_normal = face_normals(corners)
     angles = corner_angles(corners)  # F x 3
     groups = weld[faces]  # F x 3
     count = int(weld.max()) + 1 if len(weld) else 0
@@ -204,10 +204,9 @@ def interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, weights
     return out
 
 
-def barycentric_weights(uv: np.ndarray) -> np.ndarray:
-    """N x 3 weights of a face's vertices 0, 1, 2 from open3d's N x 2 (weights of vertices 1 and 2)."""
-    uv = np.asarray(uv, np.float64)
-    return np.concatenate([1.0 - uv[:, :1] - uv[:, 1:], uv], axis=1)
+def face_normals(corners: np.ndarray) -> np.ndarray:
+    """F x 3 unit normals of triangles given as F x 3 x 3 corner positions (zero for degenerate ones)."""
+    return _unit(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]))
 
 
 def corner_angles(corners: np.ndarray) -> np.ndarray:
